@@ -63,7 +63,7 @@ __all__ = ["ElementSeen", "StepSeen", "TraceFlow", "TRIGGER", "infer_steps", "se
 
 TRIGGER = "@trigger"  # placeholder source of a root consumer's first step, resolved by the flow model
 
-_HEALTH = re.compile(r"(^|/)(heartbeat|health|healthz|healthcheck|health-check|readyz|livez|ready|alive|ping|"
+_HEALTH = re.compile(r"(^|/)(heartbeat|health|healthz|healthcheck|health-check|readyz|livez|ping|"
                      r"selftest|status/health)/?$", re.IGNORECASE)
 _TELEMETRY_PATH = re.compile(r"/v1/(traces|metrics|logs)$|/api/v2/spans$|/api/traces$|/loki/api/v1/push$")
 _TELEMETRY_PORTS = {4317, 4318, 14250, 14268, 9411, 55680, 55681}

@@ -80,13 +80,16 @@ def model_to_dict(model: FlowModel, state: Mapping[str, Any] | None = None) -> d
             "id": e.id, "name": e.name, "kind": e.kind, "system": e.system, "technology": e.technology,
             "description": e.description, "aliases": list(e.aliases), "virtual": e.virtual,
             "declared": e.declared, "why_virtual": e.why_virtual, "first_seen": format_ns(e.first_seen_ns),
-            "last_seen": format_ns(e.last_seen_ns),
+            "last_seen": format_ns(e.last_seen_ns), "first_seen_ns": e.first_seen_ns,
+            "last_seen_ns": e.last_seen_ns,
         } for e in model.elements],
         "scenarios": [{
             "id": s.id, "title": s.title, "mode": s.mode, "mode_wording": s.mode_wording,
             "description": s.description, "traces": s.traces, "trigger": s.trigger, "cadence": s.cadence,
             "declared": s.declared, "entries": list(s.entries), "first_seen": format_ns(s.first_seen_ns),
-            "last_seen": format_ns(s.last_seen_ns), "steps": [_step_dict(step) for step in s.steps],
+            "last_seen": format_ns(s.last_seen_ns), "first_seen_ns": s.first_seen_ns,
+            "last_seen_ns": s.last_seen_ns, "run_starts_ns": list(s.run_starts_ns),
+            "steps": [_step_dict(step) for step in s.steps],
         } for s in model.scenarios],
         "sources": [{
             "source": r.source, "consumer": r.consumer, "transport": r.transport, "cadence": r.cadence,
@@ -155,13 +158,15 @@ def model_from_dict(doc: Mapping[str, Any]) -> FlowModel:
             id=e["id"], name=e["name"], kind=e["kind"], system=e.get("system"), technology=e.get("technology", ""),
             description=e.get("description", ""), aliases=tuple(e.get("aliases", ())),
             virtual=bool(e.get("virtual", False)), declared=bool(e.get("declared", False)),
-            why_virtual=e.get("why_virtual", "")) for e in doc.get("elements", [])),
+            why_virtual=e.get("why_virtual", ""), first_seen_ns=int(e.get("first_seen_ns", 0)),
+            last_seen_ns=int(e.get("last_seen_ns", 0))) for e in doc.get("elements", [])),
         scenarios=tuple(Scenario(
             id=s["id"], title=s["title"], mode=s["mode"], mode_wording=s.get("mode_wording", ""),
             traces=int(s.get("traces", 0)), steps=tuple(step(x) for x in s.get("steps", [])),
             description=s.get("description", ""), entries=tuple(s.get("entries", ())),
-            trigger=s.get("trigger", ""), cadence=s.get("cadence", ""), declared=bool(s.get("declared", False)))
-            for s in doc.get("scenarios", [])),
+            trigger=s.get("trigger", ""), cadence=s.get("cadence", ""), declared=bool(s.get("declared", False)),
+            first_seen_ns=int(s.get("first_seen_ns", 0)), last_seen_ns=int(s.get("last_seen_ns", 0)),
+            run_starts_ns=tuple(s.get("run_starts_ns", ()))) for s in doc.get("scenarios", [])),
         sources=tuple(Source(
             source=r["source"], consumer=r.get("consumer", ""), transport=r.get("transport", ""),
             cadence=r.get("cadence", ""), data=r.get("data", ""), source_of_truth=r.get("source_of_truth", ""),

@@ -238,7 +238,7 @@ def _assemble(
         else:
             slot.add(span, copies)
     if open_spans > budget:
-        logger.warning("%d spans of one partition exceed the open-span budget %d; finishing in memory", open_spans, budget)
+        logger.warning("%d spans in one partition exceed the budget of %d; finishing in memory", open_spans, budget)
     for trace_id in sorted(groups):
         yield _finish(trace_id, groups.pop(trace_id), stats)
 

@@ -5,12 +5,13 @@ because real pipelines name files whatever they like (``traces.json`` that is JS
 length-prefixed, rotated files with no extension at all):
 
 1. compression by magic bytes: gzip ``1f 8b``, zstd ``28 b5 2f fd`` (whole-file forms);
-2. JSON when the first non-blank byte is ``{`` or ``[``: JSON lines (the Collector file exporter) when the first
-   line is a JSON document on its own, else one JSON document per file;
-3. otherwise protobuf: a first byte ``00`` (no protobuf message starts with field 0) or a first 4-byte big-endian
-   length that fits the file, when the first byte is not ``0a`` (field 1 of a request), means the Collector file
-   exporter's length-prefixed form; each frame may itself be zstd-compressed (the exporter's per-message
-   compression) and hold protobuf or JSON; else one ``ExportTraceServiceRequest`` per file.
+2. JSON when the first non-blank byte is ``{`` or ``[`` and the first 4 KiB hold no control bytes (a protobuf
+   request may start ``0a 7b``, but its tags and lengths put control bytes right after): JSON lines (the Collector
+   file exporter) when the first line is a JSON document on its own, else one JSON document per file;
+3. otherwise protobuf: a first byte ``00`` means the Collector file exporter's length-prefixed form (no protobuf
+   message starts with field 0; a 4-byte big-endian length starts with ``00`` for any frame under 16 MiB); each
+   frame may itself be zstd-compressed (the exporter's per-message compression) and hold protobuf or JSON;
+   anything else is one ``ExportTraceServiceRequest`` per file.
 
 Rules:
 - directories are walked recursively in sorted order, hidden entries skipped, and only files whose extension
@@ -300,7 +301,8 @@ class _FileReader:
         stream: BinaryIO
         if head[:2] == _GZIP_MAGIC:
             compression = "+gzip"
-            self.decompressed = _Decompressed(gzip.GzipFile(fileobj=_buffered(head, raw), mode="rb"))  # type: ignore[arg-type]
+            gzip_file = gzip.GzipFile(fileobj=_buffered(head, raw), mode="rb")
+            self.decompressed = _Decompressed(gzip_file)  # type: ignore[arg-type]
         elif head[:4] == _ZSTD_MAGIC:
             compression = "+zstd"
             self.decompressed = _Decompressed(_ZstdFrames(_buffered(head, raw)))  # type: ignore[arg-type]
@@ -320,7 +322,7 @@ class _FileReader:
             self.report.format_per_file[self.source] = "empty" + compression
             return
         stream = _buffered(sniff, stream)
-        if sniff.lstrip(_WHITESPACE)[:1] in (b"{", b"[") and not sniff.translate(None, _TEXT_BYTES):
+        if _looks_like_json(sniff):
             yield from self._json(stream, compression)
         elif sniff[0] == 0:
             self.report.format_per_file[self.source] = "otlp-proto-lp" + compression
@@ -413,7 +415,7 @@ class _FileReader:
                 self._warn_if_truncated()
                 return
             if len(header) < 4:
-                self._warn(f"record {index + 1} at byte {offset}: truncated last record skipped (a partial length header)")
+                self._warn(f"record {index + 1} at byte {offset}: truncated last record skipped (partial length header)")
                 return
             length = int.from_bytes(header, "big")
             payload = stream.read(length)
@@ -435,13 +437,18 @@ class _FileReader:
             except zstandard.ZstdError as exc:
                 raise InputError(self.source, f"{where}: invalid zstd frame: {exc}") from None
         try:
-            if payload.lstrip(_WHITESPACE)[:1] in (b"{", b"[") and not payload[:_SNIFF_BYTES].translate(None, _TEXT_BYTES):
+            if _looks_like_json(payload):
                 return decode_otlp_json(payload, self.source)
             return decode_otlp_proto(payload, self.source)
         except UnsupportedFormatError:
             raise
         except InputError as exc:
             raise InputError(self.source, f"{where}: {exc.detail}", line=exc.line) from None
+
+
+def _looks_like_json(head: bytes) -> bool:
+    """JSON starts with ``{``/``[`` after blanks and has no control bytes (protobuf has them within a few bytes)."""
+    return head.lstrip(_WHITESPACE)[:1] in (b"{", b"[") and not head[:_SNIFF_BYTES].translate(None, _TEXT_BYTES)
 
 
 def _parses(line: bytes) -> bool:

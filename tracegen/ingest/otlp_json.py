@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from typing import Any, Mapping
 
 import orjson
@@ -75,8 +76,10 @@ def decode_otlp_json(obj_or_bytes: Any, source: str, line: int | None = None) ->
             keys = ", ".join(sorted(map(str, obj))[:5])
             raise InputError(source, f"not an OTLP/JSON request: no resourceSpans (top-level keys: {keys})", line=line)
         return []
-    decoder = _Decoder(source, line)
-    return decoder.request(top_key, resource_spans)
+    try:
+        return _request(top_key, resource_spans)
+    except _FieldError as exc:
+        raise InputError(source, f"{exc.path}: {exc.message}", line=line) from None
 
 
 def foreign_json_format(obj: Any) -> str | None:
@@ -176,283 +179,339 @@ def _top_level(obj: Mapping[str, Any]) -> tuple[str | None, Any]:
     return None, None
 
 
-def _get(obj: Mapping[str, Any], camel: str, snake: str) -> Any:
-    value = obj.get(camel)
+class _FieldError(Exception):
+    """A bad value deep in a span; carries the path relative to where it is caught, formatted only on failure.
+
+    Why: building a path string for every field of every span cost more than decoding it. Raising this and
+    prefixing the path while it propagates keeps the happy path free of string formatting.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+    def under(self, prefix: str) -> _FieldError:
+        self.path = prefix + self.path
+        return self
+
+
+def _expect_list(value: Any, path: str) -> list[Any]:
     if value is None:
-        value = obj.get(snake)
+        return []
+    if type(value) is not list:
+        raise _FieldError(path, f"expected an array, got a JSON {_type_name(value)}")
     return value
 
 
-class _Decoder:
-    """One request's decoding state: the source and line for error messages."""
+def _expect_dict(value: Any, path: str) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise _FieldError(path, f"expected an object, got a JSON {_type_name(value)}")
+    return value
 
-    __slots__ = ("source", "line")
 
-    def __init__(self, source: str, line: int | None) -> None:
-        self.source = source
-        self.line = line
+def _expect_str(value: Any, path: str) -> str:
+    if type(value) is not str:
+        raise _FieldError(path, f"expected a string, got a JSON {_type_name(value)}")
+    return value
 
-    def fail(self, path: str, message: str) -> InputError:
-        return InputError(self.source, f"{path}: {message}", line=self.line)
 
-    def list_at(self, value: Any, path: str) -> list[Any]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(path, f"expected an array, got a JSON {_type_name(value)}")
+def _int64(value: Any, path: str) -> int:
+    kind = type(value)
+    if kind is str:
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    elif kind is int:
         return value
+    elif kind is float and value.is_integer():
+        return int(value)
+    raise _FieldError(path, f"expected an integer (number or decimal string), got {value!r}")
 
-    def dict_at(self, value: Any, path: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path, f"expected an object, got a JSON {_type_name(value)}")
-        return value
 
-    def request(self, top_key: str, resource_spans: Any) -> list[Span]:
-        out: list[Span] = []
-        for i, rs in enumerate(self.list_at(resource_spans, top_key)):
-            rs_path = f"{top_key}[{i}]"
-            rs = self.dict_at(rs, rs_path)
-            resource = self.resource(rs.get("resource"), f"{rs_path}.resource")
-            service = resource.get("service.name")
-            service = service if isinstance(service, str) and service else "unknown_service"
-            for scope_key in ("scopeSpans", "scope_spans", "instrumentationLibrarySpans", "instrumentation_library_spans"):
-                scope_list = rs.get(scope_key)
-                if scope_list is None:
-                    continue
-                for j, ss in enumerate(self.list_at(scope_list, f"{rs_path}.{scope_key}")):
-                    ss_path = f"{rs_path}.{scope_key}[{j}]"
-                    ss = self.dict_at(ss, ss_path)
-                    scope_name = self.scope_name(ss, ss_path)
-                    spans = ss.get("spans")
-                    for k, span in enumerate(self.list_at(spans, f"{ss_path}.spans")):
-                        out.append(self.span(span, f"{ss_path}.spans[{k}]", service, resource, scope_name))
-        return out
+def _double(value: Any, path: str) -> float:
+    kind = type(value)
+    if kind is float or kind is int:
+        return float(value)
+    if kind is str:
+        try:
+            result = float(value)  # the protobuf mapping writes "NaN", "Infinity"
+        except ValueError:
+            pass
+        else:
+            if not math.isnan(result) or value == "NaN":
+                return result
+    raise _FieldError(path, f"expected a number, got {value!r}")
 
-    def resource(self, value: Any, path: str) -> dict[str, AttrValue]:
-        if value is None:
-            return {}
-        value = self.dict_at(value, path)
-        attrs = value.get("attributes")
-        if not attrs:
-            return {}
-        kept: dict[str, AttrValue] = {}
-        for n, kv in enumerate(self.list_at(attrs, f"{path}.attributes")):
-            if not isinstance(kv, dict):
-                raise self.fail(f"{path}.attributes[{n}]", f"expected an object, got a JSON {_type_name(kv)}")
-            key = kv.get("key")
-            if key in KEPT_RESOURCE_KEYS:
-                flat = self.any_value(kv.get("value"), f"{path}.attributes[{n}].value")
-                if flat is not None:
-                    kept[key] = flat
-        return kept
 
-    def scope_name(self, ss: Mapping[str, Any], path: str) -> str:
-        scope = ss.get("scope")
-        if scope is None:
-            scope = _get(ss, "instrumentationLibrary", "instrumentation_library")
-        if scope is None:
-            return ""
-        scope = self.dict_at(scope, f"{path}.scope")
-        name = scope.get("name", "")
-        if not isinstance(name, str):
-            raise self.fail(f"{path}.scope.name", f"expected a string, got a JSON {_type_name(name)}")
-        return name
+def _id(value: Any, path: str, size: int) -> str:
+    if type(value) is str and len(value) == 2 * size and _is_hex(value):
+        return value.lower()
+    result = normalise_id(value, size)
+    if result is None:
+        what = "trace id" if size == 16 else "span id"
+        raise _FieldError(path, f"not a {what} (expected {size * 2} hex chars or base64 of {size} bytes): {value!r}")
+    return result
 
-    def attributes(self, attrs: Any, path: str, *, keep_all: bool = False) -> dict[str, AttrValue]:
-        if not attrs:
-            return {}
-        if not isinstance(attrs, list):
-            raise self.fail(path, f"expected an array, got a JSON {_type_name(attrs)}")
-        kept: dict[str, AttrValue] = {}
-        for n, kv in enumerate(attrs):
-            if not isinstance(kv, dict):
-                raise self.fail(f"{path}[{n}]", f"expected an object, got a JSON {_type_name(kv)}")
-            key = kv.get("key")
-            if not isinstance(key, str):
-                raise self.fail(f"{path}[{n}].key", f"expected a string, got a JSON {_type_name(key)}")
-            if keep_all or keep_attribute(key):
-                flat = self.any_value(kv.get("value"), f"{path}[{n}].value")
-                if flat is not None:
-                    kept[key] = flat
-        return kept
 
-    def any_value(self, value: Any, path: str) -> AttrValue | None:
-        """Flatten an AnyValue: scalars as is, arrays as tuples of scalars, bytes as hex; kvlists and empties skipped."""
+_is_hex = re.compile(r"[0-9a-fA-F]+").fullmatch
+_KEEP_CACHE: dict[str, bool] = {}  # attribute key -> keep_attribute(key); keys are few, bounded anyway
+_KEEP_CACHE_MAX = 50_000
+
+
+def _any_value(value: Any) -> AttrValue | None:
+    """Flatten an AnyValue: scalars as is, arrays as tuples of scalars, bytes as hex; kvlists and empties skipped."""
+    if type(value) is not dict:
         if value is None:
             return None
-        if not isinstance(value, dict):
-            # YAML goldens and some hand-written files put the bare scalar there.
-            if isinstance(value, (str, bool, int, float)):
-                return value
-            raise self.fail(path, f"expected an AnyValue object, got a JSON {_type_name(value)}")
-        for key, inner in value.items():
-            if key in ("stringValue", "string_value"):
-                if not isinstance(inner, str):
-                    raise self.fail(f"{path}.{key}", f"expected a string, got a JSON {_type_name(inner)}")
-                return inner
-            if key in ("intValue", "int_value"):
-                return self.int64(inner, f"{path}.{key}")
-            if key in ("boolValue", "bool_value"):
-                if not isinstance(inner, bool):
-                    raise self.fail(f"{path}.{key}", f"expected a boolean, got a JSON {_type_name(inner)}")
-                return inner
-            if key in ("doubleValue", "double_value"):
-                return self.double(inner, f"{path}.{key}")
-            if key in ("arrayValue", "array_value"):
-                inner = self.dict_at(inner, f"{path}.{key}") if inner is not None else {}
-                items = []
-                for n, item in enumerate(self.list_at(inner.get("values"), f"{path}.{key}.values")):
-                    flat = self.any_value(item, f"{path}.{key}.values[{n}]")
-                    if flat is not None and not isinstance(flat, tuple):
-                        items.append(flat)
-                return tuple(items)
-            if key in ("bytesValue", "bytes_value"):
-                if not isinstance(inner, str):
-                    raise self.fail(f"{path}.{key}", f"expected a base64 string, got a JSON {_type_name(inner)}")
-                try:
-                    return base64.b64decode(inner + "=" * (-len(inner) % 4)).hex()
-                except (binascii.Error, ValueError):
-                    raise self.fail(f"{path}.{key}", "not valid base64") from None
-            if key in ("kvlistValue", "kvlist_value"):
-                return None
-        return None
-
-    def int64(self, value: Any, path: str) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
+        # YAML goldens and some hand-written files put the bare scalar there.
+        if isinstance(value, (str, bool, int, float)):
             return value
-        if isinstance(value, str):
+        raise _FieldError("", f"expected an AnyValue object, got a JSON {_type_name(value)}")
+    for key, inner in value.items():
+        if key == "stringValue" or key == "string_value":
+            return _expect_str(inner, "." + key)
+        if key == "intValue" or key == "int_value":
+            return _int64(inner, "." + key)
+        if key == "boolValue" or key == "bool_value":
+            if type(inner) is not bool:
+                raise _FieldError("." + key, f"expected a boolean, got a JSON {_type_name(inner)}")
+            return inner
+        if key == "doubleValue" or key == "double_value":
+            return _double(inner, "." + key)
+        if key == "arrayValue" or key == "array_value":
+            inner = _expect_dict(inner, "." + key) if inner is not None else {}
+            items = []
+            for n, item in enumerate(_expect_list(inner.get("values"), f".{key}.values")):
+                try:
+                    flat = _any_value(item)
+                except _FieldError as exc:
+                    raise exc.under(f".{key}.values[{n}]") from None
+                if flat is not None and type(flat) is not tuple:
+                    items.append(flat)
+            return tuple(items)
+        if key == "bytesValue" or key == "bytes_value":
+            text = _expect_str(inner, "." + key)
             try:
-                return int(value)
-            except ValueError:
-                pass
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise self.fail(path, f"expected an integer (number or decimal string), got {value!r}")
+                return base64.b64decode(text + "=" * (-len(text) % 4)).hex()
+            except (binascii.Error, ValueError):
+                raise _FieldError("." + key, "not valid base64") from None
+        if key == "kvlistValue" or key == "kvlist_value":
+            return None
+    return None
 
-    def double(self, value: Any, path: str) -> float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+
+def _attributes(attrs: Any, *, keep_all: bool = False, resource: bool = False) -> dict[str, AttrValue]:
+    if not attrs:
+        return {}
+    if type(attrs) is not list:
+        raise _FieldError("", f"expected an array, got a JSON {_type_name(attrs)}")
+    kept: dict[str, AttrValue] = {}
+    keep = _KEEP_CACHE
+    for n, kv in enumerate(attrs):
+        if type(kv) is not dict:
+            raise _FieldError(f"[{n}]", f"expected an object, got a JSON {_type_name(kv)}")
+        key = kv.get("key")
+        if type(key) is not str:
+            raise _FieldError(f"[{n}].key", f"expected a string, got a JSON {_type_name(key)}")
+        if resource:
+            wanted = key in KEPT_RESOURCE_KEYS
+        elif keep_all:
+            wanted = True
+        else:
+            wanted = keep.get(key)
+            if wanted is None:
+                wanted = keep_attribute(key)
+                if len(keep) < _KEEP_CACHE_MAX:
+                    keep[key] = wanted
+        if wanted:
             try:
-                result = float(value)  # the protobuf mapping writes "NaN", "Infinity"
-            except ValueError:
-                pass
-            else:
-                if not math.isnan(result) or value == "NaN":
-                    return result
-        raise self.fail(path, f"expected a number, got {value!r}")
+                flat = _any_value(kv.get("value"))
+            except _FieldError as exc:
+                raise exc.under(f"[{n}].value") from None
+            if flat is not None:
+                kept[key] = flat
+    return kept
 
-    def span_id(self, value: Any, path: str, size: int) -> str:
-        result = normalise_id(value, size)
-        if result is None:
-            what = "trace id" if size == 16 else "span id"
-            raise self.fail(path, f"not a {what} (expected {size * 2} hex or base64 of {size} bytes): {value!r}")
-        return result
 
-    def span(
-        self, span: Any, path: str, service: str, resource: dict[str, AttrValue], scope: str
-    ) -> Span:
-        span = self.dict_at(span, path)
-        raw_trace = _get(span, "traceId", "trace_id")
-        raw_span = _get(span, "spanId", "span_id")
-        if raw_trace is None or raw_trace == "":
-            raise self.fail(path, "span has no traceId")
-        if raw_span is None or raw_span == "":
-            raise self.fail(path, "span has no spanId")
-        trace_id = self.span_id(raw_trace, f"{path}.traceId", 16)
-        span_id = self.span_id(raw_span, f"{path}.spanId", 8)
-        if trace_id.strip("0") == "":
-            raise self.fail(f"{path}.traceId", "the all-zero trace id is invalid")
-        if span_id.strip("0") == "":
-            raise self.fail(f"{path}.spanId", "the all-zero span id is invalid")
-        parent = self.span_id(_get(span, "parentSpanId", "parent_span_id"), f"{path}.parentSpanId", 8)
-        if parent and parent.strip("0") == "":
-            parent = ""  # some producers write zeros for "no parent"
+def _kind(value: Any) -> SpanKind:
+    if value is None:
+        return SpanKind.UNSPECIFIED
+    kind_type = type(value)
+    if kind_type is int:
+        return _KIND_BY_INT.get(value, SpanKind.UNSPECIFIED)  # proto3 enums are open
+    if kind_type is str:
+        kind = _KIND_NAMES.get(value)
+        if kind is None:
+            raise _FieldError(".kind", f"not a span kind: {value!r}")
+        return kind
+    raise _FieldError(".kind", f"expected an integer or a SPAN_KIND_* name, got {value!r}")
 
-        name = span.get("name", "")
-        if not isinstance(name, str):
-            raise self.fail(f"{path}.name", f"expected a string, got a JSON {_type_name(name)}")
-        kind = self.kind(span.get("kind"), f"{path}.kind")
 
-        start = _get(span, "startTimeUnixNano", "start_time_unix_nano")
-        end = _get(span, "endTimeUnixNano", "end_time_unix_nano")
-        start_ns = 0 if start is None else self.int64(start, f"{path}.startTimeUnixNano")
-        end_ns = 0 if end is None else self.int64(end, f"{path}.endTimeUnixNano")
+def _status(status: Any) -> tuple[bool, str]:
+    status = _expect_dict(status, ".status")
+    error = False
+    code = status.get("code")
+    if code is not None:
+        code_type = type(code)
+        if code_type is int:
+            error = code == 2
+        elif code_type is str:
+            if code not in _STATUS_NAMES:
+                raise _FieldError(".status.code", f"not a status code: {code!r}")
+            error = code in _STATUS_ERROR_NAMES
+        else:
+            raise _FieldError(".status.code", f"expected an integer or a name, got {code!r}")
+    message = status.get("message") or ""
+    return error, _expect_str(message, ".status.message")
 
-        error = False
-        status_message = ""
-        status = span.get("status")
-        if status:
-            status = self.dict_at(status, f"{path}.status")
-            code = status.get("code")
-            if code is not None:
-                if isinstance(code, str):
-                    if code not in _STATUS_NAMES:
-                        raise self.fail(f"{path}.status.code", f"not a status code: {code!r}")
-                    error = code in _STATUS_ERROR_NAMES
-                elif isinstance(code, int) and not isinstance(code, bool):
-                    error = code == 2
-                else:
-                    raise self.fail(f"{path}.status.code", f"expected an integer or a name, got {code!r}")
-            message = status.get("message", "")
-            if message:
-                if not isinstance(message, str):
-                    raise self.fail(f"{path}.status.message", f"expected a string, got {message!r}")
-                status_message = message
 
-        parent_is_remote: bool | None = None
-        flags = span.get("flags")
-        if flags:
-            flags = self.int64(flags, f"{path}.flags")
-            if flags & 0x100:
-                parent_is_remote = bool(flags & 0x200)
+def _link(link: Any) -> Link:
+    link = _expect_dict(link, "")
+    raw_trace = link.get("traceId") or link.get("trace_id")
+    raw_span = link.get("spanId") or link.get("span_id")
+    if not raw_trace or not raw_span:
+        raise _FieldError("", "link has no traceId or spanId")
+    try:
+        attributes = _attributes(link.get("attributes"), keep_all=True)
+    except _FieldError as exc:
+        raise exc.under(".attributes") from None
+    return Link(
+        trace_id=_id(raw_trace, ".traceId", 16),
+        span_id=_id(raw_span, ".spanId", 8),
+        attributes=attributes,
+    )
 
-        links: tuple[Link, ...] = ()
-        raw_links = span.get("links")
-        if raw_links:
-            links = tuple(
-                self.link(link, f"{path}.links[{n}]")
-                for n, link in enumerate(self.list_at(raw_links, f"{path}.links"))
-            )
 
-        return Span(
-            trace_id=trace_id,
-            span_id=span_id,
-            parent_span_id=parent,
-            name=name,
-            kind=kind,
-            service=service,
-            start_ns=start_ns,
-            end_ns=end_ns,
-            error=error,
-            attributes=self.attributes(span.get("attributes"), f"{path}.attributes"),
-            resource=resource,
-            scope=scope,
-            links=links,
-            parent_is_remote=parent_is_remote,
-            status_message=status_message,
-        )
+def _span(span: Any, service: str, resource: dict[str, AttrValue], scope: str) -> Span:
+    """One span; a bad field raises :class:`_FieldError` with its path relative to the span."""
+    if type(span) is not dict:
+        raise _FieldError("", f"expected an object, got a JSON {_type_name(span)}")
+    get = span.get
+    raw_trace = get("traceId")
+    if raw_trace is None:
+        raw_trace = get("trace_id")
+    raw_span = get("spanId")
+    if raw_span is None:
+        raw_span = get("span_id")
+    if raw_trace is None or raw_trace == "":
+        raise _FieldError("", "span has no traceId")
+    if raw_span is None or raw_span == "":
+        raise _FieldError("", "span has no spanId")
+    trace_id = _id(raw_trace, ".traceId", 16)
+    span_id = _id(raw_span, ".spanId", 8)
+    if trace_id == _ZERO_TRACE:
+        raise _FieldError(".traceId", "the all-zero trace id is invalid")
+    if span_id == _ZERO_SPAN:
+        raise _FieldError(".spanId", "the all-zero span id is invalid")
+    raw_parent = get("parentSpanId")
+    if raw_parent is None:
+        raw_parent = get("parent_span_id")
+    parent = _id(raw_parent, ".parentSpanId", 8) if raw_parent else ""
+    if parent == _ZERO_SPAN:
+        parent = ""  # some producers write zeros for "no parent"
 
-    def kind(self, value: Any, path: str) -> SpanKind:
-        if value is None:
-            return SpanKind.UNSPECIFIED
-        if isinstance(value, str):
-            kind = _KIND_NAMES.get(value)
-            if kind is None:
-                raise self.fail(path, f"not a span kind: {value!r}")
-            return kind
-        if isinstance(value, int) and not isinstance(value, bool):
-            return _KIND_BY_INT.get(value, SpanKind.UNSPECIFIED)  # proto3 enums are open
-        raise self.fail(path, f"expected an integer or a SPAN_KIND_* name, got {value!r}")
+    name = get("name", "")
+    if type(name) is not str:
+        raise _FieldError(".name", f"expected a string, got a JSON {_type_name(name)}")
 
-    def link(self, link: Any, path: str) -> Link:
-        link = self.dict_at(link, path)
-        raw_trace = _get(link, "traceId", "trace_id")
-        raw_span = _get(link, "spanId", "span_id")
-        if not raw_trace or not raw_span:
-            raise self.fail(path, "link has no traceId or spanId")
-        return Link(
-            trace_id=self.span_id(raw_trace, f"{path}.traceId", 16),
-            span_id=self.span_id(raw_span, f"{path}.spanId", 8),
-            attributes=self.attributes(link.get("attributes"), f"{path}.attributes", keep_all=True),
-        )
+    start = get("startTimeUnixNano")
+    if start is None:
+        start = get("start_time_unix_nano")
+    end = get("endTimeUnixNano")
+    if end is None:
+        end = get("end_time_unix_nano")
+
+    status = get("status")
+    error, status_message = _status(status) if status else (False, "")
+
+    parent_is_remote: bool | None = None
+    flags = get("flags")
+    if flags:
+        flags = _int64(flags, ".flags")
+        if flags & 0x100:
+            parent_is_remote = bool(flags & 0x200)
+
+    try:
+        attributes = _attributes(get("attributes"))
+    except _FieldError as exc:
+        raise exc.under(".attributes") from None
+
+    links: tuple[Link, ...] = ()
+    raw_links = get("links")
+    if raw_links:
+        collected = []
+        for n, link in enumerate(_expect_list(raw_links, ".links")):
+            try:
+                collected.append(_link(link))
+            except _FieldError as exc:
+                raise exc.under(f".links[{n}]") from None
+        links = tuple(collected)
+
+    return Span(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent,
+        name=name,
+        kind=_kind(get("kind")),
+        service=service,
+        start_ns=0 if start is None else _int64(start, ".startTimeUnixNano"),
+        end_ns=0 if end is None else _int64(end, ".endTimeUnixNano"),
+        error=error,
+        attributes=attributes,
+        resource=resource,
+        scope=scope,
+        links=links,
+        parent_is_remote=parent_is_remote,
+        status_message=status_message,
+    )
+
+
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+_SCOPE_LIST_KEYS = ("scopeSpans", "scope_spans", "instrumentationLibrarySpans", "instrumentation_library_spans")
+
+
+def _request(top_key: str, resource_spans: Any) -> list[Span]:
+    """All spans of a request; a bad field raises :class:`_FieldError` with its full path."""
+    out: list[Span] = []
+    append = out.append
+    for i, rs in enumerate(_expect_list(resource_spans, top_key)):
+        rs_path = f"{top_key}[{i}]"
+        rs = _expect_dict(rs, rs_path)
+        resource: dict[str, AttrValue] = {}
+        raw_resource = rs.get("resource")
+        if raw_resource is not None:
+            raw_resource = _expect_dict(raw_resource, f"{rs_path}.resource")
+            try:
+                resource = _attributes(raw_resource.get("attributes"), resource=True)
+            except _FieldError as exc:
+                raise exc.under(f"{rs_path}.resource.attributes") from None
+        service = resource.get("service.name")
+        if type(service) is not str or not service:
+            service = "unknown_service"
+        for scope_key in _SCOPE_LIST_KEYS:
+            scope_list = rs.get(scope_key)
+            if scope_list is None:
+                continue
+            for j, ss in enumerate(_expect_list(scope_list, f"{rs_path}.{scope_key}")):
+                ss_path = f"{rs_path}.{scope_key}[{j}]"
+                ss = _expect_dict(ss, ss_path)
+                scope = ss.get("scope")
+                if scope is None:
+                    scope = ss.get("instrumentationLibrary") or ss.get("instrumentation_library")
+                scope_name = ""
+                if scope is not None:
+                    scope = _expect_dict(scope, f"{ss_path}.scope")
+                    scope_name = _expect_str(scope.get("name", ""), f"{ss_path}.scope.name")
+                spans = ss.get("spans")
+                if type(spans) is not list:
+                    _expect_list(spans, f"{ss_path}.spans")
+                    continue
+                for k, span in enumerate(spans):
+                    try:
+                        append(_span(span, service, resource, scope_name))
+                    except _FieldError as exc:
+                        raise exc.under(f"{ss_path}.spans[{k}]") from None
+    return out

@@ -64,7 +64,9 @@ def iter_length_prefixed(data: bytes, source: str) -> Iterator[tuple[int, bytes]
     pos = 0
     while pos < size:
         if size - pos < 4:
-            raise TruncatedFrameError(source, f"truncated last record at byte {pos}: {size - pos} byte(s) of a length header")
+            raise TruncatedFrameError(
+                source, f"truncated last record at byte {pos}: {size - pos} byte(s) of a length header"
+            )
         length = int.from_bytes(view[pos : pos + 4], "big")
         start = pos + 4
         end = start + length
@@ -157,7 +159,9 @@ def _fail(source: str, i: int, j: int, k: int, message: str) -> InputError:
     return InputError(source, f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]: {message}")
 
 
-def _decode_span(span, service: str, resource: dict[str, AttrValue], scope: str, source: str, i: int, j: int, k: int) -> Span:  # type: ignore[no-untyped-def]
+def _decode_span(  # type: ignore[no-untyped-def]
+    span, service: str, resource: dict[str, AttrValue], scope: str, source: str, i: int, j: int, k: int
+) -> Span:
     raw_trace = span.trace_id
     raw_span = span.span_id
     if len(raw_trace) != 16 or len(raw_span) != 8:

@@ -31,7 +31,7 @@ File names (:func:`diagram_files`): ``diagrams/context.puml``, ``diagrams/contai
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import jinja2
 
@@ -196,7 +196,7 @@ def _step_rel(names: _Names, step: Step) -> _Rel:
 
 def _render_container(env: jinja2.Environment, model: FlowModel, names: _Names, system_id: str) -> str:
     system = next(s for s in model.systems if s.id == system_id)
-    inside = [e for e in model.elements if e.system == system_id]
+    inside = [e for e in model.elements if _in_system(e, system_id)]
     first_scenario = _first_scenarios(model)
 
     def inner(element: Element) -> _Node:
@@ -206,7 +206,7 @@ def _render_container(env: jinja2.Environment, model: FlowModel, names: _Names, 
         return node
 
     def outer(element: Element) -> tuple[str, _Node | None]:
-        if element.system == system_id:
+        if _in_system(element, system_id):
             return element.id, None
         if element.system is not None and element.kind != "person":
             return _system_key(element.system), _system_node(model, names, element.system)
@@ -222,7 +222,8 @@ def _render_container(env: jinja2.Environment, model: FlowModel, names: _Names, 
         rels=rels)
 
 
-def _neighbourhood(model: FlowModel, system_id: str, outer) -> tuple[dict[str, str], dict[str, _Node]]:
+def _neighbourhood(model: FlowModel, system_id: str, outer: Callable[[Element], tuple[str, _Node | None]]
+                  ) -> tuple[dict[str, str], dict[str, _Node]]:
     """Map every element to its node key on a container diagram and collect the outside nodes that touch it."""
     key_of: dict[str, str] = {}
     nodes: dict[str, _Node] = {}
@@ -232,7 +233,7 @@ def _neighbourhood(model: FlowModel, system_id: str, outer) -> tuple[dict[str, s
         key_of[element_id] = key
         if node is not None:
             pending[key] = node
-    inside = {e.id for e in model.elements if e.system == system_id}
+    inside = {e.id for e in model.elements if _in_system(e, system_id)}
     for step in _all_steps(model):
         ends = (step.source, step.target)
         for end, other in (ends, ends[::-1]):
@@ -240,6 +241,11 @@ def _neighbourhood(model: FlowModel, system_id: str, outer) -> tuple[dict[str, s
                 nodes.setdefault(key_of[end], pending[key_of[end]])
     ordered = [key_of[i] for i in _all_ids(model) if key_of[i] in nodes]
     return key_of, {key: nodes[key] for key in dict.fromkeys(ordered)}
+
+
+def _in_system(element: Element, system_id: str) -> bool:
+    """Whether ``element`` is drawn inside ``system_id``'s boundary (people never are)."""
+    return element.system == system_id and element.kind != "person"
 
 
 def _first_scenarios(model: FlowModel) -> dict[str, str]:
@@ -323,7 +329,7 @@ def _with_link(node: _Node, link: str) -> _Node:
 
 
 def _group(model: FlowModel, names: _Names, elements: Sequence[Element],
-           make) -> tuple[list[_Boundary], list[_Node]]:
+           make: Callable[[Element, _Names], _Node]) -> tuple[list[_Boundary], list[_Node]]:
     """Split elements into one boundary per system (in order of first appearance) and the loose rest."""
     by_system: dict[str, list[_Node]] = {}
     loose: list[_Node] = []
