@@ -181,3 +181,23 @@ def test_without_skip_invalid_the_first_bad_record_stops_reading(tmp_path):
         for span in read_spans([str(path)]):
             seen.append(span)
     assert len(seen) == len(SDK_SPANS)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda spans: spans[0]["attributes"].append({"key": {"a": 1}}), "spans[0].attributes[3].key: expected a string"),
+        (
+            lambda spans: spans[0]["attributes"].append({"key": "http.x", "value": {"intValue": "x1"}}),
+            "spans[0].attributes[3].value.intValue: expected an integer",
+        ),
+        (lambda spans: spans[0].update(links=[{"traceId": "ab"}]), "spans[0].links[0]: link has no traceId or spanId"),
+    ],
+    ids=["attribute-key", "attribute-value", "link"],
+)
+def test_nested_wrong_types_name_the_full_path(mutate, message):
+    """Errors deep inside attributes and links carry the full path from the request's top."""
+    with pytest.raises(InputError) as info:
+        decode_otlp_json(_doc_with(mutate), "deep.json", line=7)
+    assert str(info.value).startswith("deep.json:7: resourceSpans[0].scopeSpans[0].")
+    assert message in str(info.value)
