@@ -79,13 +79,14 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import random
 import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -369,9 +370,10 @@ class World:
 
     def _provider(self, proc: Proc) -> TracerProvider:
         if proc not in self._providers:
-            limits = SpanLimits(max_attributes=128, max_events=128, max_links=128, max_event_attributes=128,
-                                max_link_attributes=128, max_attribute_length=SpanLimits.UNSET,
-                                max_span_attribute_length=SpanLimits.UNSET)
+            # Every limit explicit, so no OTEL_*_LIMIT variable can change the output.
+            limits = SpanLimits(max_attributes=128, max_span_attributes=128, max_events=128, max_links=128,
+                                max_event_attributes=128, max_link_attributes=128,
+                                max_attribute_length=SpanLimits.UNSET, max_span_attribute_length=SpanLimits.UNSET)
             provider = TracerProvider(sampler=ALWAYS_ON, resource=proc.resource(), id_generator=self.ids,
                                       span_limits=limits, shutdown_on_exit=False)
             provider.add_span_processor(SimpleSpanProcessor(self.exporter))
@@ -417,6 +419,7 @@ class Node:
     remote: SpanContext | None
     sync: bool
     end: int = 0
+    msg_id: str | None = None  # the Celery task id of a PRODUCER
 
 
 @dataclass(frozen=True)
@@ -426,6 +429,8 @@ class Failure:
     description: str | None = None
     exc_type: str | None = None
     exc_message: str = ""
+    frame: str = ('  File "/opt/venv/lib/python3.11/site-packages/celery/app/trace.py", line 453, in trace_task\n'
+                  "    R = retval = fun(*args, **kwargs)\n")
 
 
 Attrs = dict[str, Any]
@@ -440,7 +445,7 @@ class Sim:
         self.p = procs
         self.idealized = idealized
         self.rng = random.Random(f"jitter:{label}")
-        world.ids.reseed(label)
+        world.ids.reseed(f"{'idealized' if idealized else 'realistic'}:{label}")  # no id shared by the two sets
 
     # -- randomness ------------------------------------------------------------------------------------
     def ms(self, r: Range) -> int:
@@ -524,10 +529,13 @@ class Sim:
 
 
 def _stacktrace(failure: Failure) -> str:
-    return ("Traceback (most recent call last):\n"
-            '  File "/opt/app/site-packages/celery/app/trace.py", line 453, in trace_task\n'
-            "    R = retval = fun(*args, **kwargs)\n"
-            f"{failure.exc_type}: {failure.exc_message}\n")
+    return f"Traceback (most recent call last):\n{failure.frame}{failure.exc_type}: {failure.exc_message}\n"
+
+
+DJANGO_FRAME = ('  File "/openedx/venv/lib/python3.11/site-packages/django/core/handlers/base.py", line 197, '
+                "in _get_response\n    response = wrapped_callback(request, *callback_args, **callback_kwargs)\n")
+DBAPI_FRAME = ('  File "/openedx/venv/lib/python3.11/site-packages/MySQLdb/cursors.py", line 179, in execute\n'
+               "    res = self._query(mogrified_query)\n")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -568,8 +576,8 @@ def django(sim: Sim, parent: Node | None, proc: Proc, method: str, route: str, t
     if status >= 500 and failure is None:
         failure = Failure()
     with sim.span(parent, proc, "django", f"{method} {route}", SpanKind.SERVER, attrs, at=at, gap=gap,
-                  tail=(0.3, 2.0), end_attrs=end, failure=failure) as node:
-        sim.work(node, (0.5, 3.0))
+                  tail=(0.5, 4.0), end_attrs=end, failure=failure) as node:
+        sim.work(node, (1.5, 9.0))  # middleware, session, auth
         yield node
 
 
@@ -622,17 +630,18 @@ def _host_port(url: str) -> tuple[str, int]:
     return host, int(port) if port else (443 if scheme == "https" else 80)
 
 
-def sql(sim: Sim, parent: Node, proc: Proc, statement: str, *, db: str = "edxapp", dur: Range = (0.3, 2.5),
+def sql(sim: Sim, parent: Node, proc: Proc, statement: str, *, db: str | None = None, dur: Range = (0.3, 2.5),
         failure: Failure | None = None) -> Node:
-    """A dbapi CLIENT span named by the first SQL keyword (ref §1.6)."""
+    """A dbapi CLIENT span named by the first SQL keyword (ref §1.6); the database follows the service."""
     if proc.service == "mitxpro":
-        lib, system, host, port, user = "psycopg2", "postgresql", PG_HOST, 5432, "mitxpro"
+        lib, system, host, port, user, default = "psycopg2", "postgresql", PG_HOST, 5432, "mitxpro", "xpro"
     elif proc.service == "learn-webapp":
-        lib, system, host, port, user = "psycopg", "postgresql", LEARN_PG_HOST, 5432, "mitlearn"
+        lib, system, host, port, user, default = "psycopg", "postgresql", LEARN_PG_HOST, 5432, "mitlearn", "mitlearn"
+    elif proc.service == "edx-notes-api":
+        lib, system, host, port, user, default = "mysqlclient", "mysql", MYSQL_HOST, 3306, "notes001", "edx_notes_api"
     else:
-        lib, system, host, port, user = "mysqlclient", "mysql", MYSQL_HOST, 3306, "edxapp001"
-        if proc.service == "edx-notes-api":
-            user = "notes001"
+        lib, system, host, port, user, default = "mysqlclient", "mysql", MYSQL_HOST, 3306, "edxapp001", "edxapp"
+    db = db or default
     if proc.new_semconv:
         attrs: Attrs = {"db.system.name": system, "db.namespace": db, "db.query.text": statement,
                         "server.address": host, "server.port": port}
@@ -647,11 +656,13 @@ def sql_loop(sim: Sim, parent: Node, proc: Proc, statement: str, count: int, **k
         sql(sim, parent, proc, statement, **kw)
 
 
-def mongo(sim: Sim, parent: Node, proc: Proc, collection: str, command: str, *, db: str = "edxapp",
+def mongo(sim: Sim, parent: Node, proc: Proc, collection: str | None, command: str, *, db: str = "edxapp",
           dur: Range = (0.4, 3.0)) -> Node:
-    """A PyMongo CLIENT span ``"{db}.{command}"`` (ref §1.5)."""
-    attrs = {"db.system": "mongodb", "db.name": db, "db.statement": command, "db.mongodb.collection": collection,
-             "net.peer.name": sim.pick(MONGO_HOSTS), "net.peer.port": 27017}
+    """A PyMongo CLIENT span ``"{db}.{command}"`` (ref §1.5); database commands have no collection."""
+    attrs: Attrs = {"db.system": "mongodb", "db.name": db, "db.statement": command}
+    if collection:
+        attrs["db.mongodb.collection"] = collection
+    attrs.update({"net.peer.name": sim.pick(MONGO_HOSTS), "net.peer.port": 27017})
     return sim.leaf(parent, proc, "pymongo", f"{db}.{command}", SpanKind.CLIENT, attrs, dur)
 
 
@@ -693,16 +704,22 @@ def es_contrib(sim: Sim, parent: Node, proc: Proc, method: str, url: str, name_u
                     end_attrs=end)
 
 
+def es_native(sim: Sim, parent: Node, proc: Proc, endpoint: str, method: str, index: str, path: str,
+              dur: Range) -> Node:
+    """An elasticsearch-py 8.13+ native span: INTERNAL, named by the endpoint id, with ``db.system``
+    (ref §1.9)."""
+    attrs = {"http.request.method": method, "db.system": "elasticsearch", "db.operation": endpoint,
+             "db.system.name": "elasticsearch", "db.operation.name": endpoint,
+             "db.elasticsearch.path_parts.index": index, "url.full": f"https://{OPENSEARCH}:443/{index}{path}",
+             "server.address": OPENSEARCH, "server.port": 443}
+    return sim.leaf(parent, proc, "es-native", endpoint, SpanKind.INTERNAL, attrs, dur)
+
+
 def es_native_bulk(sim: Sim, parent: Node, proc: Proc, index: str, batches: int) -> None:
-    """elasticsearch-py 8.13+ native spans: ``helpers.bulk`` wrapping INTERNAL ``bulk`` spans (ref §1.9)."""
+    """``helpers.bulk`` wrapping one native INTERNAL ``bulk`` span per chunk (ref §1.9)."""
     with sim.span(parent, proc, "es-native", "helpers.bulk", SpanKind.INTERNAL, {}) as helper:
         for _ in range(batches):
-            attrs = {"http.request.method": "PUT", "db.system": "elasticsearch", "db.operation": "bulk",
-                     "db.system.name": "elasticsearch", "db.operation.name": "bulk",
-                     "db.elasticsearch.path_parts.index": index,
-                     "url.full": f"https://{OPENSEARCH}:443/{index}/_bulk", "server.address": OPENSEARCH,
-                     "server.port": 443}
-            sim.leaf(helper, proc, "es-native", "bulk", SpanKind.INTERNAL, attrs, (15, 80))
+            es_native(sim, helper, proc, "bulk", "PUT", index, "/_bulk", (15, 80))
 
 
 def faraday(sim: Sim, parent: Node, proc: Proc, method: str, url: str, status: int) -> Node:
@@ -727,6 +744,7 @@ def publish(sim: Sim, parent: Node, proc: Proc, task: str, queue: str, *, declar
         attrs["messaging.destination_kind"] = "queue"
     with sim.span(parent, proc, "celery", f"apply_async/{task}", SpanKind.PRODUCER, attrs, gap=(0.2, 1.0),
                   tail=(0.1, 0.4)) as node:
+        node.msg_id = attrs["messaging.message.id"]
         sim.work(node, (0.3, 1.2))
         redis(sim, node, proc, "LPUSH", "LPUSH ? ?")
     return node
@@ -738,6 +756,7 @@ def beat(sim: Sim, proc: Proc, task: str, queue: str, when: int) -> Node:
                     "messaging.destination": queue}
     with sim.span(None, proc, "celery", f"apply_async/{task}", SpanKind.PRODUCER, attrs, at=when,
                   tail=(0.1, 0.4)) as node:
+        node.msg_id = attrs["messaging.message.id"]
         sim.work(node, (0.4, 1.5))
         redis(sim, node, proc, "LPUSH", "LPUSH ? ?")
     return node
@@ -745,14 +764,15 @@ def beat(sim: Sim, proc: Proc, task: str, queue: str, when: int) -> Node:
 
 @contextmanager
 def run(sim: Sim, producer: Node | None, proc: Proc, task: str, queue: str, when: int, *,
-        state: str = "SUCCESS", failure: Failure | None = None, retries: int = 0,
-        eta: str | None = None) -> Iterator[Node]:
+        state: str = "SUCCESS", failure: Failure | None = None, retries: int = 0, eta: str | None = None,
+        retry_reason: str | None = None) -> Iterator[Node]:
     """A Celery CONSUMER span ``run/<task>``: the producer's child, or a new trace linked to it
-    (``use_span_links=True``), or a root when there is no producer span (ref §1.2)."""
-    msg_id = producer.span.attributes.get("messaging.message.id") if producer and producer.span else sim.uuid()
+    (``use_span_links=True``), or a root when there is no producer span (ref §1.2).  FAILURE records the
+    exception with status ERROR; RETRY only adds ``celery.retry.reason``."""
+    msg_id = producer.msg_id if producer is not None and producer.msg_id else sim.uuid()
     delivery = f"{{'exchange': '', 'routing_key': '{queue}', 'priority': 0, 'redelivered': False}}"
     attrs: Attrs = {"celery.action": "run", "messaging.conversation_id": msg_id, "celery.delivery_info": delivery,
-                    "messaging.destination": queue, "celery.hostname": f"celery@{queue}.{proc.pod}",
+                    "messaging.destination": queue, "celery.hostname": _celery_hostname(proc, queue),
                     "messaging.message.id": msg_id}
     if retries:
         attrs["celery.retries"] = retries
@@ -763,14 +783,19 @@ def run(sim: Sim, producer: Node | None, proc: Proc, task: str, queue: str, when
     parent = None if linked else producer
     links = [producer] if linked and producer is not None else []
     end: Attrs = {"celery.state": state}
-    if state == "RETRY" and failure is not None:
-        end["celery.retry.reason"] = failure.exc_message
+    if retry_reason:
+        end["celery.retry.reason"] = retry_reason
     with sim.span(parent, proc, "celery", f"run/{task}", SpanKind.CONSUMER, attrs, at=when, links=links,
                   tail=(0.3, 1.5), end_attrs=end, failure=failure) as node:
         sim.work(node, (0.5, 3.0))
         yield node
         if proc.result_backend and proc.has("redis"):
             redis(sim, node, proc, "SETEX PUBLISH", "SETEX ? ? ?\nPUBLISH ? ?", pipeline=2)
+
+
+def _celery_hostname(proc: Proc, queue: str) -> str:
+    """edxapp workers run with ``-n edx.lms.core.default.%h`` (ref §2.1); xPRO and MIT Learn keep Celery's default."""
+    return f"celery@{queue}.{proc.pod}" if queue.startswith("edx.") else f"celery@{proc.pod}"
 
 
 def after(node: Node, sim: Sim, delay: Range) -> int:
@@ -794,7 +819,8 @@ def pg_select(table: str, cols: str, where: str, suffix: str = "") -> str:
 
 
 SQL_ENROLLMENT = my_select("student_courseenrollment", "id,user_id,course_id,created,is_active,mode",
-                           "(`student_courseenrollment`.`course_id` = %s AND `student_courseenrollment`.`user_id` = %s)",
+                           "(`student_courseenrollment`.`course_id` = %s AND "
+                           "`student_courseenrollment`.`user_id` = %s)",
                            " LIMIT 21")
 SQL_OVERVIEW = my_select("course_overviews_courseoverview", "id,display_name,start,end,has_any_active_web_certificate",
                          "`course_overviews_courseoverview`.`id` = %s", " LIMIT 21")
@@ -802,7 +828,8 @@ SQL_STUDENTMODULE = my_select("courseware_studentmodule", "id,module_type,module
                               "(`courseware_studentmodule`.`course_id` = %s AND `courseware_studentmodule`.`module_id` "
                               "IN (%s, %s, %s) AND `courseware_studentmodule`.`student_id` = %s)")
 SQL_COMPLETION = my_select("completion_blockcompletion", "id,user_id,context_key,block_key,completion",
-                           "(`completion_blockcompletion`.`context_key` = %s AND `completion_blockcompletion`.`user_id` = %s)")
+                           "(`completion_blockcompletion`.`context_key` = %s AND "
+                           "`completion_blockcompletion`.`user_id` = %s)")
 SQL_ACCESSROLE = my_select("student_courseaccessrole", "id,user_id,org,course_id,role",
                            "`student_courseaccessrole`.`user_id` = %s")
 SQL_SESSION = my_select("django_session", "session_key,session_data,expire_date",
@@ -829,15 +856,20 @@ def lms_enroll(sim: Sim, parent: Node, course: str, *, status: int = 200, ua: st
     with http_client(sim, parent, p.xpro_web if parent.proc == p.xpro_web else p.xpro_worker, "POST", url,
                      status) as call:
         failure = Failure(None, "django.db.utils.OperationalError",
-                          "(2013, 'Lost connection to MySQL server during query')") if status >= 500 else None
+                          "(2013, 'Lost connection to MySQL server during query')", DJANGO_FRAME) \
+            if status >= 500 else None
         with django(sim, call, p.lms, "POST", R_LMS_ENROLLMENT, "/api/enrollment/v1/enrollment", status,
                     host=LMS_HOST, ua=ua, custom={"course_id": course}, failure=failure) as srv:
-            sql(sim, srv, p.lms, PG_LIKE_OAUTH_CHECK)
+            sql(sim, srv, p.lms, SQL_LMS_TOKEN)
+            if status == 400:  # the stored token was rejected
+                return
             sql(sim, srv, p.lms, my_select("course_modes_coursemode", "id,course_id,mode_slug,min_price",
                                            "`course_modes_coursemode`.`course_id` = %s"))
             if status >= 500:
                 sql(sim, srv, p.lms, SQL_ENROLLMENT, dur=(9000, 11000),
-                    failure=Failure(None, "MySQLdb.OperationalError", "(2013, 'Lost connection to MySQL server')"))
+                    failure=Failure("OperationalError: (2013, 'Lost connection to MySQL server during query')",
+                                    "MySQLdb.OperationalError",
+                                    "(2013, 'Lost connection to MySQL server during query')", DBAPI_FRAME))
                 return
             sql(sim, srv, p.lms, SQL_ENROLLMENT)
             sql(sim, srv, p.lms, "INSERT INTO `student_courseenrollment` (`user_id`, `course_id`, `created`, "
@@ -847,7 +879,7 @@ def lms_enroll(sim: Sim, parent: Node, course: str, *, status: int = 200, ua: st
                                  "(%s, %s, %s, %s, %s, %s, %s, %s)")
 
 
-PG_LIKE_OAUTH_CHECK = my_select("oauth2_provider_accesstoken", "id,user_id,token,application_id,expires,scope",
+SQL_LMS_TOKEN = my_select("oauth2_provider_accesstoken", "id,user_id,token,application_id,expires,scope",
                                 "`oauth2_provider_accesstoken`.`token` = %s", " LIMIT 21")
 
 
@@ -867,11 +899,13 @@ def lms_social_auth_complete(sim: Sim, parent: Node | None, *, at: int | None = 
                                                   '"oauth2_provider_application"."client_id" = %s', " LIMIT 21"))
                 sql(sim, x, p.xpro_web, pg_select("oauth2_provider_grant", "id,user_id,code,application_id,expires",
                                                   '"oauth2_provider_grant"."code" = %s', " LIMIT 21"))
-                sql(sim, x, p.xpro_web, 'INSERT INTO "oauth2_provider_accesstoken" ("user_id", "source_refresh_token_id", '
+                sql(sim, x, p.xpro_web, 'INSERT INTO "oauth2_provider_accesstoken" ("user_id", '
+                                        '"source_refresh_token_id", '
                                         '"token", "id_token_id", "application_id", "expires", "scope", "created", '
                                         '"updated") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING '
                                         '"oauth2_provider_accesstoken"."id"')
-                sql(sim, x, p.xpro_web, 'DELETE FROM "oauth2_provider_grant" WHERE "oauth2_provider_grant"."id" IN (%s)')
+                sql(sim, x, p.xpro_web, 'DELETE FROM "oauth2_provider_grant" WHERE '
+                                        '"oauth2_provider_grant"."id" IN (%s)')
         users_me(sim, srv, p.lms, SOCIAL_AUTH_UA)
         sql(sim, srv, p.lms, my_select("social_auth_usersocialauth", "id,user_id,provider,uid,extra_data",
                                        "(`social_auth_usersocialauth`.`provider` = %s AND "
@@ -1127,7 +1161,7 @@ def course_authoring_and_publish(sim: Sim) -> None:
     """Studio publishes (with their Celery fan-out), asset uploads to S3, exports to S3 and status polls."""
     for i in range(sim.n(4, 1)):
         _publish_unit(sim, at(0, "10:04:20") + i * 23 * MIN + sim.ms((0, 60_000)), COURSES[i % 3],
-                      native_es=(i % 2 == 1), BROWSER=BROWSERS[i % 2])
+                      native_es=(i % 2 == 1), ua=BROWSERS[i % 2])
     for i in range(sim.n(3, 0)):
         _upload_asset(sim, at(0, "11:40:00") + i * 6 * MIN + sim.ms((0, 60_000)), COURSES[i % 3], multipart=(i == 2))
     for i in range(sim.n(2, 1)):
@@ -1138,11 +1172,11 @@ def _cms_custom(course: str) -> Attrs:
     return {"course_id": course, "code_owner_module": "cms.djangoapps.contentstore.views.block"}
 
 
-def _publish_unit(sim: Sim, when: int, course: str, native_es: bool, BROWSER: str) -> None:
+def _publish_unit(sim: Sim, when: int, course: str, native_es: bool, ua: str) -> None:
     """2a: ``POST ^xblock/<usage key>?$`` with ``publish=make_public`` and the course_published receivers."""
     p = sim.p
     usage = _usage_key(course, "vertical", sim.hex(32))
-    with django(sim, None, p.cms, "POST", R_CMS_XBLOCK, f"/xblock/{usage}", 200, host=CMS_HOST, ua=BROWSER,
+    with django(sim, None, p.cms, "POST", R_CMS_XBLOCK, f"/xblock/{usage}", 200, host=CMS_HOST, ua=ua,
                 at=when, custom=_cms_custom(course)) as srv:
         sql(sim, srv, p.cms, SQL_SESSION)
         sql(sim, srv, p.cms, SQL_ACCESSROLE)
@@ -1162,7 +1196,7 @@ def _publish_unit(sim: Sim, when: int, course: str, native_es: bool, BROWSER: st
         search = publish(sim, srv, p.cms, "cms.djangoapps.contentstore.tasks.update_search_index", CMS_QUEUE)
         cache = publish(sim, srv, p.cms,
                         "openedx.core.djangoapps.content.block_structure.tasks.update_course_in_cache_v2", LMS_QUEUE)
-        sim.work(srv, (40, 300))
+        sim.work(srv, (350, 1800))  # rendering the updated outline (ref §5 2a: 0.5–3 s)
     with run(sim, exams, p.cms_worker, "cms.djangoapps.contentstore.tasks.update_special_exams_and_publish",
              CMS_QUEUE, after(exams, sim, (100, 2500))) as c:
         mongo(sim, c, p.cms_worker, "modulestore.active_versions", "find")
@@ -1181,12 +1215,14 @@ def _publish_unit(sim: Sim, when: int, course: str, native_es: bool, BROWSER: st
         for _ in range(sim.rng.randrange(3, 7)):
             mongo(sim, c, p.cms_worker, "modulestore.structures" if sim.rng.random() < 0.3
                   else "modulestore.definitions", "find")
-        if native_es:
+        if native_es:  # the 8.13+ client's own spans
             es_native_bulk(sim, c, p.cms_worker, "courseware_content", sim.rng.randrange(1, 3))
-        else:
+            es_native(sim, c, p.cms_worker, "index", "PUT", "course_info", f"/_doc/{course}", (5, 20))
+        else:  # the old contrib instrumentation of the 7.x client
             es_contrib(sim, c, p.cms_worker, "POST", "/courseware_content/_bulk", "courseware_content/_bulk",
                        took=sim.rng.randrange(12, 80))
-        es_contrib(sim, c, p.cms_worker, "PUT", f"/course_info/_doc/{course}", "course_info/_doc/:id", dur=(5, 20))
+            es_contrib(sim, c, p.cms_worker, "PUT", f"/course_info/_doc/{course}", "course_info/_doc/:id",
+                       dur=(5, 20))
     with run(sim, cache, p.lms_worker, "openedx.core.djangoapps.content.block_structure.tasks."
                                        "update_course_in_cache_v2", LMS_QUEUE, after(cache, sim, (30_000, 31_500)),
              eta=_iso(cache.end + 30 * SEC)) as c:
@@ -1318,7 +1354,6 @@ def _register(sim: Sim, when: int, ua: str, lms_conflict: bool) -> None:
 
 def xpro_enrollment_grade_and_run_sync(sim: Sim) -> None:
     """Order fulfillment webhooks, and the beat tasks that retry, repair and sync against the LMS."""
-    p = sim.p
     for i in range(sim.n(3, 1)):
         courses = COURSES[:2] if i == 1 else (COURSES[(i + 2) % 3],)
         _order_fulfillment(sim, at(0, "15:41:07") + i * 47 * MIN + sim.ms((0, 60_000)), courses,
@@ -1331,7 +1366,6 @@ def xpro_enrollment_grade_and_run_sync(sim: Sim) -> None:
     for day in range(1, 1 + sim.n(3, 2)):  # 4d, 4e: daily crontab 00:00 UTC
         _sync_courseruns_data(sim, at(day, "00:00"), pages=2 if day == 2 else 1)
         _generate_course_certificates(sim, at(day, "00:00"), runs=0 if day == 3 else (2 if day == 1 else 1))
-    del p
 
 
 def _order_fulfillment(sim: Sim, when: int, courses: Sequence[str], lms_fails: bool, hubspot_retry: bool) -> None:
@@ -1363,8 +1397,7 @@ def _order_fulfillment(sim: Sim, when: int, courses: Sequence[str], lms_fails: b
         reason = "429 Client Error: Too Many Requests for url: https://api.hubapi.com/crm/v3/objects/deals"
         with run(sim, deal, p.xpro_worker, "hubspot_xpro.tasks.sync_deal_with_hubspot", XPRO_QUEUE,
                  after(deal, sim, (50, 400)), state="RETRY",
-                 failure=Failure(f"Retry in 10s: HTTPError('{reason}')", "celery.exceptions.Retry",
-                                 f"Retry in 10s: HTTPError('{reason}')")) as c:
+                 retry_reason=f"Retry in 10s: HTTPError('{reason}')") as c:
             sql(sim, c, p.xpro_worker, pg_select("ecommerce_order", "id,purchaser_id,status", '"ecommerce_order"."id"'
                                                                                              ' = %s', " LIMIT 21"))
             sim.work(c, (300, 900))
@@ -1398,9 +1431,9 @@ def _retry_failed_enrollments(sim: Sim, when: int, pending: int, refresh: bool) 
                                    'AND "courses_courserunenrollment"."created_on" < %s AND "courses_courserun".'
                                    '"live")')
         for _ in range(pending + (1 if refresh else 0)):
-            sql(sim, c, p.xpro_worker, pg_select("courseware_openedxapiauth", "id,user_id,access_token,"
-                                                 "access_token_expires_on", '"courseware_openedxapiauth"."user_id" = %s',
-                                                 " LIMIT 21"))
+            sql(sim, c, p.xpro_worker, pg_select("courseware_openedxapiauth",
+                                                 "id,user_id,access_token,access_token_expires_on",
+                                                 '"courseware_openedxapiauth"."user_id" = %s', " LIMIT 21"))
             if refresh:  # the token expired: refresh, then read the enrollment with the user's token (§3.3)
                 lms_enroll(sim, c, COURSES[2], status=400)
                 lms_access_token(sim, c, p.xpro_worker, "refresh_token")
@@ -1419,7 +1452,7 @@ def _lms_get_enrollment(sim: Sim, parent: Node, course: str) -> None:
     with http_client(sim, parent, p.xpro_worker, "GET", f"https://{LMS_HOST}/api/enrollment/v1/enrollment", 200) as c:
         with django(sim, c, p.lms, "GET", R_LMS_ENROLLMENT, "/api/enrollment/v1/enrollment", 200, host=LMS_HOST,
                     ua=REQUESTS_UA, custom={"course_id": course}) as srv:
-            sql(sim, srv, p.lms, PG_LIKE_OAUTH_CHECK)
+            sql(sim, srv, p.lms, SQL_LMS_TOKEN)
             sql(sim, srv, p.lms, SQL_ENROLLMENT)
 
 
@@ -1623,8 +1656,9 @@ def _sync_external_course_runs(sim: Sim, when: int, polls: int) -> None:
                 sim.work(c, (2000, 2010))  # time.sleep(2) between polls
                 http_leaf(sim, c, p.xpro_worker, "GET", f"{base}/api/jobs/{job}?{key}", 200, (60, 200))
             http_leaf(sim, c, p.xpro_worker, "GET", f"{base}/api/query_results/{qid * 7 + 3}?{key}", 200, (200, 900))
-            sql_loop(sim, c, p.xpro_worker, 'INSERT INTO "courses_course" ("readable_id", "title", "external_course_id",'
-                                            ' "is_external", "live") VALUES (%s, %s, %s, %s, %s) ON CONFLICT '
+            sql_loop(sim, c, p.xpro_worker, 'INSERT INTO "courses_course" ("readable_id", "title", '
+                                            '"external_course_id", "is_external", "live") VALUES '
+                                            '(%s, %s, %s, %s, %s) ON CONFLICT '
                                             '("readable_id") DO UPDATE SET "title" = EXCLUDED."title"',
                      sim.rng.randrange(2, 5), db="xpro")
             sql_loop(sim, c, p.xpro_worker, 'INSERT INTO "courses_courserun" ("course_id", "courseware_id", '
@@ -1647,7 +1681,7 @@ def noise(sim: Sim) -> None:
         with django(sim, None, p.lms, "GET", "heartbeat", "/heartbeat", 200, host="10.21.7.14:8000",
                     ua="kube-probe/1.31", at=at(0, "12:00:00") + k * 10 * SEC + sim.ms((0, 50))) as srv:
             sql(sim, srv, p.lms, "SELECT 1", dur=(0.2, 0.8))
-            mongo(sim, srv, p.lms, "1", "ping", db="admin", dur=(0.3, 1.0))
+            mongo(sim, srv, p.lms, None, "ping", db="admin", dur=(0.3, 1.0))
     for k in range(sim.n(3, 1)):
         with sim.span(None, p.xpro_web, "requests", "POST", SpanKind.CLIENT,
                       {"http.method": "POST", "http.url": "http://otel-collector:4318/v1/traces",
@@ -1686,12 +1720,13 @@ class Part:
 
 
 def _to(default: str, **by_service: str) -> Router:
+    """Route a scenario's spans to ``default``, or elsewhere by service name (``-`` spelled ``_``)."""
     def route(proc: Proc) -> str:
-        return by_service.get(proc.service.replace("-", "_"), by_service.get(proc.pod, default))
+        return by_service.get(proc.service.replace("-", "_"), default)
     return route
 
 
-def _xpro_beat_file(default: str) -> Router:
+def _beat_to_protobuf(default: str) -> Router:
     """Beat PRODUCER spans go to a protobuf file of their own, away from the worker spans they parent."""
     def route(proc: Proc) -> str:
         return "idealized/beat.binpb" if proc.pod.startswith(("mitxpro-beat", "learn-webapp-celery-beat")) \
@@ -1705,8 +1740,8 @@ IDEALIZED: tuple[Part, ...] = (
          _to("idealized/authoring.jsonl", xpro_production_edxapp_cms_celery="idealized/authoring-workers.binpb",
              xpro_production_edxapp_lms_celery="idealized/authoring-workers.binpb")),
     Part(xpro_sso_and_user_provisioning, _to("idealized/xpro-sso.jsonl")),
-    Part(xpro_enrollment_grade_and_run_sync, _xpro_beat_file("idealized/xpro-enrollment.jsonl")),
-    Part(ingestion_sources_etl, _xpro_beat_file("idealized/etl.jsonl")),
+    Part(xpro_enrollment_grade_and_run_sync, _beat_to_protobuf("idealized/xpro-enrollment.jsonl")),
+    Part(ingestion_sources_etl, _beat_to_protobuf("idealized/etl.jsonl")),
     Part(noise, _to("idealized/noise.jsonl")),
 )
 
@@ -1903,6 +1938,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="regenerate in a temporary directory and compare bytes with the files on disk")
     args = parser.parse_args(argv)
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        parser.error("OTEL_SDK_DISABLED=true turns the SDK's tracers into no-ops; unset it to generate traces")
     idealized = render(IDEALIZED, idealized=True)
     realistic = render(REALISTIC, idealized=False)
     if args.check:

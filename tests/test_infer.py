@@ -61,8 +61,8 @@ def test_unanswered_database_client_becomes_a_virtual_database_with_aliases() ->
                        "db.statement": "SELECT * FROM auth_user"})
     model = model_of(w.spans())
     step = _only(model).steps[1]
-    assert (step.source, step.target, step.label, step.technology) == ("lms", "db-edxapp", "SELECT", "MySQL")
-    db = model.element("db-edxapp")
+    assert (step.source, step.target, step.label, step.technology) == ("lms", "db-mysql-edxapp", "SELECT", "MySQL")
+    db = model.element("db-mysql-edxapp")
     assert db is not None and db.kind == "database" and db.virtual
     assert {"edxapp", "rds.example.com", "mysql"} <= set(db.aliases)
 
@@ -75,7 +75,7 @@ def test_meaningless_values_give_way_to_the_next_naming_attribute() -> None:
            attributes={"db.system": "redis", "db.name": "0", "net.peer.name": "cache.internal",
                        "network.peer.address": "10.0.0.7"})
     step = _only(model_of(w.spans())).steps[1]
-    assert step.target == "db-cache-internal"
+    assert step.target == "db-redis-cache-internal"
 
 
 def test_virtual_peer_named_like_a_known_host_moves_to_that_service() -> None:
@@ -135,9 +135,9 @@ def test_link_from_consumer_in_another_trace_continues_the_producers_scenario() 
     assert forward == backward
     scenario = _only(forward)
     assert ("queue-orders", "billing", "orders", True) in _edges(scenario)
-    assert ("billing", "db-billing", "INSERT", False) in _edges(scenario)
+    assert ("billing", "db-postgresql-billing", "INSERT", False) in _edges(scenario)
     assert scenario.traces == 1 and forward.diagnostics.unresolved_links == 0
-    assert forward.element("db-billing").name == "billing (PostgreSQL)"
+    assert forward.element("db-postgresql-billing").name == "billing (PostgreSQL)"
 
 
 def test_root_server_caller_is_a_person_for_browsers_and_a_program_otherwise() -> None:
@@ -254,7 +254,7 @@ def test_internal_span_with_db_system_is_a_database_call() -> None:
                        "url.full": "https://search.example.com:443/_bulk", "server.address": "search.example.com"})
     steps = _only(model_of(w.spans())).steps
     assert (steps[-1].target, steps[-1].label, steps[-1].technology) == (
-        "db-search-example-com", "bulk", "Elasticsearch")
+        "db-elasticsearch-search-example-com", "bulk", "Elasticsearch")
 
 
 def test_declared_journey_joins_entries_and_numbers_them_in_rule_order() -> None:
@@ -303,4 +303,4 @@ def test_step_seen_in_some_traces_only_is_optional() -> None:
             w.span("lms", "GET", Kind.CLIENT, i * 100 + 5, i * 100 + 6, parent=root,
                    attributes={"db.system": "redis", "net.peer.name": "cache"})
     steps = _only(model_of(w.spans())).steps
-    assert [(s.target, s.optional) for s in steps] == [("lms", False), ("db-cache", True)]
+    assert [(s.target, s.optional) for s in steps] == [("lms", False), ("db-redis-cache", True)]

@@ -103,10 +103,12 @@ def test_wheel_zooms_and_drag_pans_the_diagram(site: Path, browser_page) -> None
     page.locator(selector).scroll_into_view_if_needed()
     box = page.locator(selector).bounding_box()
     centre = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    before_text = page.get_attribute(selector, "viewBox")
     before = _view_box(page, selector)
     page.mouse.move(*centre)
     page.mouse.wheel(0, -400)
-    page.wait_for_function(f"document.querySelector('{selector}').getAttribute('viewBox') !== '{' '.join(f'{n:g}' for n in before)}'")
+    page.wait_for_function("([sel, home]) => document.querySelector(sel).getAttribute('viewBox') !== home",
+                           arg=[selector, before_text])
     zoomed = _view_box(page, selector)
     assert zoomed[2] < before[2] and zoomed[3] < before[3]  # zoomed in: a smaller piece of the diagram
     assert abs(zoomed[2] / zoomed[3] - before[2] / before[3]) < 0.01  # aspect ratio kept

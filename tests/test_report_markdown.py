@@ -45,7 +45,8 @@ def test_scenarios_have_anchors_mode_wording_and_gfm_step_tables() -> None:
     for scenario in model.scenarios:
         assert f'<a id="scenario-{scenario.id}"></a>' in text
     assert "### xPRO enrollment, grade & run sync (cross-service, mixed)" in text
-    header = "| # | From → To | What moves | Sync/async | Seen | p50 / p95 ms | Errors | How inferred | Exemplar trace |"
+    header = ("| # | From → To | What moves | Sync/async | Seen | p50 / p95 ms | Errors | How inferred "
+              "| Exemplar trace |")
     assert text.count(header) == len(model.scenarios)
     assert "| 3 | LMS → edx.lms.core.default | update\\_course\\_in\\_cache \\[Celery\\] | **async** |" in text
     assert "10× in 5/10 traces, *optional*" in text

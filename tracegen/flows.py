@@ -69,6 +69,8 @@ class _StepAcc:
     rank_sum: int = 0
     rank_count: int = 0
     hints: set[str] = field(default_factory=set)
+    entries: set[str] = field(default_factory=set)
+    phase_ranks: dict[int, list[int]] = field(default_factory=dict)
 
     def merge(self, other: "_StepAcc") -> None:
         self.technology = _min_nonempty(self.technology, other.technology)
@@ -85,6 +87,19 @@ class _StepAcc:
         self.rank_sum += other.rank_sum
         self.rank_count += other.rank_count
         self.hints |= other.hints
+        self.entries |= other.entries
+        for phase, (total, count) in other.phase_ranks.items():
+            mine = self.phase_ranks.setdefault(phase, [0, 0])
+            mine[0] += total
+            mine[1] += count
+
+    def order_key(self) -> tuple[int, Fraction]:
+        """Earliest journey phase (entry) the step occurs in, then its mean rank there (commutative)."""
+        if not self.phase_ranks:
+            return (0, Fraction(self.rank_sum, max(1, self.rank_count)))
+        phase = min(self.phase_ranks)
+        total, count = self.phase_ranks[phase]
+        return (phase, Fraction(total, max(1, count)))
 
 
 @dataclass(slots=True)
@@ -94,7 +109,9 @@ class _ScenarioAcc:
     signatures: dict[str, int] = field(default_factory=dict)
     triggers: Counter = field(default_factory=Counter)
     steps: dict[tuple[str, str, str, bool], _StepAcc] = field(default_factory=dict)
-    run_starts: list[int] = field(default_factory=list)
+    run_starts: dict[str, list[int]] = field(default_factory=dict)
+    signature_triggers: dict[str, Counter] = field(default_factory=dict)
+    signature_traces: Counter = field(default_factory=Counter)
     unknown_producers: dict[str, ElementSeen] = field(default_factory=dict)
     tasks: set[str] = field(default_factory=set)
     first_ns: int = 0
@@ -111,13 +128,22 @@ class _ScenarioAcc:
                 self.steps[key].merge(step)
             else:
                 self.steps[key] = _copy_step(step)
-        self.run_starts = heapq.nlargest(MAX_RUN_STARTS, set(self.run_starts) | set(other.run_starts))
+        for signature, starts in other.run_starts.items():
+            self.run_starts[signature] = _latest(self.run_starts.get(signature, []), starts)
+        for signature, counter in other.signature_triggers.items():
+            self.signature_triggers.setdefault(signature, Counter()).update(counter)
+        self.signature_traces.update(other.signature_traces)
         for element_id, element in other.unknown_producers.items():
             self.unknown_producers.setdefault(element_id, element)
         self.tasks |= other.tasks
         self.first_ns = _min_time(self.first_ns, other.first_ns)
         self.last_ns = max(self.last_ns, other.last_ns)
         self.title_hint = _min_nonempty(self.title_hint, other.title_hint)
+
+
+def _latest(a: Iterable[int], b: Iterable[int]) -> list[int]:
+    """The most recent run starts of both (a bounded, commutative union)."""
+    return sorted(heapq.nlargest(MAX_RUN_STARTS, set(a) | set(b)))
 
 
 def _copy_step(step: _StepAcc) -> _StepAcc:
@@ -153,6 +179,7 @@ class _Pending:
     steps: list[StepSeen]
     start_ns: int
     task: str
+    producers: tuple[tuple[str, int], ...] = ()
 
 
 class FlowAccumulator:
@@ -163,7 +190,7 @@ class FlowAccumulator:
         self.scenarios: dict[str, _ScenarioAcc] = {}
         self.elements: dict[str, ElementSeen] = {}
         self.element_times: dict[str, tuple[int, int]] = {}
-        self.producers: dict[str, tuple[str, int]] = {}
+        self.producers: dict[str, tuple[str, int, str]] = {}
         self.pending: dict[str, _Pending] = {}
         self.counters: Counter = Counter()
         self.dropped: Counter = Counter()
@@ -183,7 +210,7 @@ class FlowAccumulator:
             return
         if flow.is_continuation:
             pending = _Pending(flow.trace_id, flow.links, _scenario_key(flow, self.config)[0], flow.signature,
-                               list(flow.steps), flow.start_ns, flow.task)
+                               list(flow.steps), flow.start_ns, flow.task, tuple(flow.producers))
             if flow.unknown_producer is not None:
                 self._observe(flow.unknown_producer, flow.start_ns, flow.end_ns)
             self._continue(pending)
@@ -193,18 +220,21 @@ class FlowAccumulator:
         scenario.traces += 1
         scenario.signatures[flow.signature] = min(position, scenario.signatures.get(flow.signature, position))
         scenario.triggers[flow.trigger] += 1
+        scenario.signature_triggers.setdefault(flow.signature, Counter())[flow.trigger] += 1
+        scenario.signature_traces[flow.signature] += 1
         scenario.title_hint = _min_nonempty(scenario.title_hint, title)
         if flow.task:
             scenario.tasks.add(flow.task)
         if flow.trigger in ("unknown", "scheduled"):
-            scenario.run_starts = heapq.nlargest(MAX_RUN_STARTS, set(scenario.run_starts) | {flow.start_ns})
+            scenario.run_starts[flow.signature] = _latest(scenario.run_starts.get(flow.signature, []),
+                                                          [flow.start_ns])
         if flow.unknown_producer is not None:
             scenario.unknown_producers.setdefault(flow.unknown_producer.id, flow.unknown_producer)
         scenario.first_ns = _min_time(scenario.first_ns, flow.start_ns)
         scenario.last_ns = max(scenario.last_ns, flow.end_ns)
-        self._add_steps(scenario, flow.steps, flow.trace_id, position * _RANK_STRIDE)
+        self._add_steps(scenario, flow.steps, flow.trace_id, position * _RANK_STRIDE, flow.signature)
         for span_id, rank in flow.producers:
-            self._index_producer(span_id, key, position * _RANK_STRIDE + rank)
+            self._index_producer(span_id, (key, position * _RANK_STRIDE + rank, flow.signature))
 
     def _observe(self, element: ElementSeen, start_ns: int, end_ns: int) -> None:
         known = self.elements.get(element.id)
@@ -212,7 +242,8 @@ class FlowAccumulator:
         first, last = self.element_times.get(element.id, (0, 0))
         self.element_times[element.id] = (_min_time(first, start_ns), max(last, end_ns))
 
-    def _add_steps(self, scenario: _ScenarioAcc, steps: Iterable[StepSeen], trace_id: str, offset: int) -> None:
+    def _add_steps(self, scenario: _ScenarioAcc, steps: Iterable[StepSeen], trace_id: str, offset: int,
+                   signature: str) -> None:
         per_trace: dict[tuple[str, str, str, bool], _StepAcc] = {}
         for step in steps:
             key = (step.source, step.target, step.label, step.is_async)
@@ -221,7 +252,10 @@ class FlowAccumulator:
                 acc = per_trace[key] = _StepAcc(step.source, step.target, step.label, step.is_async,
                                                 technology=step.technology, traces=1, provenance=step.provenance,
                                                 exemplars=[trace_id], rank_sum=offset + step.rank, rank_count=1,
-                                                first_ns=step.start_ns, last_ns=step.start_ns)
+                                                first_ns=step.start_ns, last_ns=step.start_ns,
+                                                entries={signature},
+                                                phase_ranks={(offset + step.rank) // _RANK_STRIDE:
+                                                             [offset + step.rank, 1]})
             acc.technology = _min_nonempty(acc.technology, step.technology)
             if step.retry:
                 acc.retries += 1
@@ -239,9 +273,10 @@ class FlowAccumulator:
             else:
                 scenario.steps[key] = acc
 
-    def _index_producer(self, span_id: str, scenario_key: str, rank: int) -> None:
+    def _index_producer(self, span_id: str, target: tuple[str, int, str]) -> None:
+        """Remember which scenario (and entry, at which rank) a producer span belongs to; wake its waiters."""
         known = self.producers.get(span_id)
-        self.producers[span_id] = (scenario_key, rank) if known is None else min(known, (scenario_key, rank))
+        self.producers[span_id] = target if known is None else min(known, target)
         waiting = [p for p in self.pending.values() if any(link[1] == span_id for link in p.links)]
         for pending in sorted(waiting, key=lambda p: p.trace_id):
             del self.pending[pending.trace_id]
@@ -253,15 +288,19 @@ class FlowAccumulator:
             self.pending[pending.trace_id] = pending
             return
         done: set[str] = set()
-        for scenario_key, rank in targets:
+        for scenario_key, rank, signature in targets:
             if scenario_key in done:
                 continue
             done.add(scenario_key)
             scenario = self.scenarios.setdefault(scenario_key, _ScenarioAcc(scenario_key))
-            self._add_steps(scenario, pending.steps, pending.trace_id, rank)
+            self._add_steps(scenario, pending.steps, pending.trace_id, rank, signature)
             if pending.task:
                 scenario.tasks.add(pending.task)
         self.counters["continuations"] += 1
+        # Producers inside a continuation continue the same scenario: chains (beat → task → subtasks) resolve.
+        first_key, first_rank, first_signature = targets[0]
+        for span_id, rank in pending.producers:
+            self._index_producer(span_id, (first_key, first_rank + rank, first_signature))
 
     # -- merging --------------------------------------------------------------------------------------------
     def merge(self, other: "FlowAccumulator") -> None:
@@ -279,8 +318,8 @@ class FlowAccumulator:
         self.counters.update(other.counters)
         self.dropped.update(other.dropped)
         self.consumers_without_producer |= other.consumers_without_producer
-        for span_id, (scenario_key, rank) in sorted(other.producers.items()):
-            self._index_producer(span_id, scenario_key, rank)
+        for span_id, target in sorted(other.producers.items()):
+            self._index_producer(span_id, target)
         for pending in sorted(other.pending.values(), key=lambda p: p.trace_id):
             if pending.trace_id not in self.pending:
                 self._continue(pending)
@@ -292,7 +331,7 @@ class FlowAccumulator:
             "scenarios": [_scenario_state(s) for _, s in sorted(self.scenarios.items())],
             "elements": [_element_state(e, self.element_times.get(e.id, (0, 0)))
                          for _, e in sorted(self.elements.items())],
-            "producers": [[span_id, key, rank] for span_id, (key, rank) in sorted(self.producers.items())],
+            "producers": [[span_id, *target] for span_id, target in sorted(self.producers.items())],
             "pending": [_pending_state(p) for _, p in sorted(self.pending.items())],
             "counters": dict(sorted(self.counters.items())),
             "dropped": dict(sorted(self.dropped.items())),
@@ -305,7 +344,11 @@ class FlowAccumulator:
         acc = cls(config)
         for raw in state.get("scenarios", []):
             scenario = _ScenarioAcc(raw["key"], traces=raw["traces"], signatures=dict(raw["signatures"]),
-                                    triggers=Counter(raw["triggers"]), run_starts=list(raw["run_starts"]),
+                                    triggers=Counter(raw["triggers"]),
+                                    run_starts={k: list(v) for k, v in raw["run_starts"].items()},
+                                    signature_triggers={k: Counter(v) for k, v in
+                                                        raw["signature_triggers"].items()},
+                                    signature_traces=Counter(raw["signature_traces"]),
                                     tasks=set(raw["tasks"]), first_ns=raw["first_ns"], last_ns=raw["last_ns"],
                                     title_hint=raw.get("title_hint", ""))
             scenario.unknown_producers = {e["id"]: _element_from_state(e) for e in raw["unknown_producers"]}
@@ -314,17 +357,21 @@ class FlowAccumulator:
                                 count=s["count"], traces=s["traces"], errors=s["errors"], retries=s["retries"],
                                 histogram={int(k): v for k, v in s["histogram"]}, first_ns=s["first_ns"],
                                 last_ns=s["last_ns"], provenance=s["provenance"], exemplars=list(s["exemplars"]),
-                                rank_sum=s["rank_sum"], rank_count=s["rank_count"], hints=set(s["hints"]))
+                                rank_sum=s["rank_sum"], rank_count=s["rank_count"], hints=set(s["hints"]),
+                                entries=set(s["entries"]),
+                                phase_ranks={int(p): [t, c] for p, t, c in s["phase_ranks"]})
                 scenario.steps[(step.source, step.target, step.label, step.is_async)] = step
             acc.scenarios[scenario.key] = scenario
         for raw in state.get("elements", []):
             element = _element_from_state(raw)
             acc.elements[element.id] = element
             acc.element_times[element.id] = (raw.get("first_seen_ns", 0), raw.get("last_seen_ns", 0))
-        acc.producers = {span_id: (key, rank) for span_id, key, rank in state.get("producers", [])}
+        acc.producers = {span_id: (key, rank, signature)
+                         for span_id, key, rank, signature in state.get("producers", [])}
         for raw in state.get("pending", []):
             pending = _Pending(raw["trace_id"], tuple(tuple(link) for link in raw["links"]), raw["flow_key"],
-                               raw["signature"], [_step_seen(s) for s in raw["steps"]], raw["start_ns"], raw["task"])
+                               raw["signature"], [_step_seen(s) for s in raw["steps"]], raw["start_ns"], raw["task"],
+                               tuple((span_id, rank) for span_id, rank in raw.get("producers", [])))
             acc.pending[pending.trace_id] = pending
         acc.counters = Counter(state.get("counters", {}))
         acc.dropped = Counter(state.get("dropped", {}))
@@ -342,7 +389,10 @@ def _step_seen(raw: Mapping[str, Any]) -> StepSeen:
 def _scenario_state(s: _ScenarioAcc) -> dict[str, Any]:
     return {
         "key": s.key, "traces": s.traces, "signatures": dict(sorted(s.signatures.items())),
-        "triggers": dict(sorted(s.triggers.items())), "run_starts": sorted(s.run_starts),
+        "triggers": dict(sorted(s.triggers.items())),
+        "run_starts": {k: sorted(v) for k, v in sorted(s.run_starts.items())},
+        "signature_triggers": {k: dict(sorted(v.items())) for k, v in sorted(s.signature_triggers.items())},
+        "signature_traces": dict(sorted(s.signature_traces.items())),
         "tasks": sorted(s.tasks), "first_ns": s.first_ns, "last_ns": s.last_ns, "title_hint": s.title_hint,
         "unknown_producers": [_element_state(e, (0, 0)) for _, e in sorted(s.unknown_producers.items())],
         "steps": [{
@@ -351,6 +401,8 @@ def _scenario_state(s: _ScenarioAcc) -> dict[str, Any]:
             "retries": a.retries, "histogram": sorted(a.histogram.items()), "first_ns": a.first_ns,
             "last_ns": a.last_ns, "provenance": a.provenance, "exemplars": a.exemplars,
             "rank_sum": a.rank_sum, "rank_count": a.rank_count, "hints": sorted(a.hints),
+            "entries": sorted(a.entries),
+            "phase_ranks": [[phase, *pair] for phase, pair in sorted(a.phase_ranks.items())],
         } for _, a in sorted(s.steps.items())],
     }
 
@@ -372,6 +424,7 @@ def _element_from_state(raw: Mapping[str, Any]) -> ElementSeen:
 def _pending_state(p: _Pending) -> dict[str, Any]:
     return {"trace_id": p.trace_id, "links": [list(link) for link in p.links], "flow_key": p.flow_key,
             "signature": p.signature, "start_ns": p.start_ns, "task": p.task,
+            "producers": [list(pair) for pair in p.producers],
             "steps": [{"source": s.source, "target": s.target, "label": s.label, "technology": s.technology,
                        "is_async": s.is_async, "rank": s.rank, "duration_ms": s.duration_ms, "error": s.error,
                        "retry": s.retry, "provenance": s.provenance, "start_ns": s.start_ns,
@@ -446,6 +499,16 @@ def infer_cadence(starts_ns: Iterable[int]) -> str:
     return f"every {base // 60} min"
 
 
+def signature_cadences(acc: "_ScenarioAcc") -> dict[str, str]:
+    """Each scheduled or unknown-triggered entry's cadence, from its own run times (empty when irregular)."""
+    out: dict[str, str] = {}
+    for signature, starts in acc.run_starts.items():
+        triggers = acc.signature_triggers.get(signature, Counter())
+        if _majority(triggers) in ("unknown", "scheduled"):
+            out[signature] = infer_cadence(starts)
+    return out
+
+
 _WORDING = {"sync": "synchronous", "async": "asynchronous"}
 
 
@@ -461,6 +524,8 @@ def build_model(acc: FlowAccumulator, *, generator: str = "", generated_at: str 
         scenario.traces += 1
         scenario.signatures.setdefault(pending.signature, 0)
         scenario.triggers["continuation"] += 1
+        scenario.signature_triggers.setdefault(pending.signature, Counter())["continuation"] += 1
+        scenario.signature_traces[pending.signature] += 1
         if pending.task:
             scenario.tasks.add(pending.task)
         _add_pending_steps(scenario, pending)
@@ -472,10 +537,12 @@ def build_model(acc: FlowAccumulator, *, generator: str = "", generated_at: str 
     built: list[Scenario] = []
     used: set[str] = set()
     persons: dict[str, Element] = {}
+    source_rows: list[Source] = []
     for key, scenario in sorted(scenarios.items()):
         rule = _rule_by_id(config, key)
-        model_scenario, extra = _finish_scenario(key, scenario, rule, resolve, elements, config)
+        model_scenario, extra, rows = _finish_scenario(key, scenario, rule, resolve, elements, config)
         built.append(model_scenario)
+        source_rows.extend(rows)
         for person in extra:
             persons[person.id] = person
         for step in model_scenario.steps:
@@ -494,7 +561,7 @@ def build_model(acc: FlowAccumulator, *, generator: str = "", generated_at: str 
         dropped=dict(sorted(acc.dropped.items())), notes=())
     return FlowModel(
         systems=systems, elements=final_elements, scenarios=tuple(built),
-        sources=_sources(built, final_elements, config, scenarios), diagnostics=diagnostics,
+        sources=_annotate_sources(_named_sources(source_rows, final_elements), config), diagnostics=diagnostics,
         generator=generator, generated_at=generated_at, config_hash=config.digest,
         title=config.title or (systems[0].name if len(systems) == 1 else "Architecture"))
 
@@ -507,7 +574,7 @@ def _copy_scenario(s: _ScenarioAcc) -> _ScenarioAcc:
 
 def _add_pending_steps(scenario: _ScenarioAcc, pending: _Pending) -> None:
     helper = FlowAccumulator()
-    helper._add_steps(scenario, pending.steps, pending.trace_id, 0)
+    helper._add_steps(scenario, pending.steps, pending.trace_id, 0, pending.signature)
 
 
 def _service_resolution(elements: Mapping[str, ElementSeen], config: Config) -> dict[str, str]:
@@ -522,6 +589,11 @@ def _service_resolution(elements: Mapping[str, ElementSeen], config: Config) -> 
         for host in body.hosts:
             target = service_element(service, config)
             names.setdefault(host.lower(), target)
+    stores: dict[str, str] = {}
+    for element in sorted(elements.values(), key=lambda e: e.id):
+        if element.virtual and element.kind == "database":
+            for value in (element.name, *element.aliases):
+                stores.setdefault(value.lower(), element.id)
     mapping: dict[str, str] = {}
     for element in elements.values():
         if not element.virtual or element.kind != "external":
@@ -531,6 +603,12 @@ def _service_resolution(elements: Mapping[str, ElementSeen], config: Config) -> 
             if hit:
                 mapping[element.id] = hit
                 break
+        else:
+            # Plain HTTP to a host that database clients also reach (an HTTP client to Elasticsearch) is that store.
+            for value in sorted({element.name, *element.aliases}):
+                if value.lower() in stores:
+                    mapping[element.id] = stores[value.lower()]
+                    break
     return mapping
 
 
@@ -542,33 +620,35 @@ def service_element(service: str, config: Config) -> str:
 
 
 def _finish_scenario(key: str, acc: _ScenarioAcc, rule: ScenarioRule | None, resolve: Mapping[str, str],
-                     elements: Mapping[str, ElementSeen], config: Config) -> tuple[Scenario, list[Element]]:
+                     elements: Mapping[str, ElementSeen],
+                     config: Config) -> tuple[Scenario, list[Element], list[Source]]:
     trigger = _majority(acc.triggers)
-    cadence = infer_cadence(acc.run_starts) if trigger in ("unknown", "scheduled") else ""
-    trigger_target = ""
+    cadences = signature_cadences(acc)
+    ordered_signatures = sorted(acc.signatures, key=lambda sig: (acc.signatures[sig], sig))
+    cadence = "; ".join(dict.fromkeys(cadences[sig] for sig in ordered_signatures if cadences.get(sig)))
+    unknown_producer = sorted(acc.unknown_producers)[0] if acc.unknown_producers else "ext-unknown-producer"
     extra: list[Element] = []
-    if any(step.source == TRIGGER for step in acc.steps.values()):
-        if cadence:
-            trigger_target = "scheduler"
-            trigger = "scheduled"
-        else:
-            trigger_target = sorted(acc.unknown_producers)[0] if acc.unknown_producers else "ext-unknown-producer"
+    uses_scheduler = any(step.source == TRIGGER and any(cadences.get(e) for e in step.entries)
+                         for step in acc.steps.values())
+    if trigger == "unknown" and uses_scheduler:
+        trigger = "scheduled"
     actor_id = ""
     if rule is not None and rule.actor:
         actor_id = slugify(rule.actor)
         extra.append(Element(id=actor_id, name=rule.actor, kind="person", aliases=("user",), virtual=True,
                              why_virtual="the person who starts this scenario (config actor)"))
 
-    def remap(element_id: str) -> str:
+    def remap(element_id: str, entries: set[str] = frozenset()) -> str:
         if element_id == TRIGGER:
-            return trigger_target
+            # A root consumer is fed by a scheduler when its entry's runs recur regularly, else by an unknown producer.
+            return "scheduler" if any(cadences.get(e) for e in entries) else unknown_producer
         if element_id == "user" and actor_id:
             return actor_id
         return resolve.get(element_id, element_id)
 
     merged: dict[tuple[str, str, str, bool], _StepAcc] = {}
     for step in acc.steps.values():
-        source, target = remap(step.source), remap(step.target)
+        source, target = remap(step.source, step.entries), remap(step.target)
         moved = _StepAcc(source, target, step.label, step.is_async)
         moved.merge(step)
         if step.source != source or step.target != target:
@@ -580,22 +660,21 @@ def _finish_scenario(key: str, acc: _ScenarioAcc, rule: ScenarioRule | None, res
             merged[k].merge(moved)
         else:
             merged[k] = moved
-    if trigger_target == "scheduler":
+    if uses_scheduler:
         extra.append(Element(id="scheduler", name="Scheduler", kind="external", technology="cron",
                              virtual=True, why_virtual="runs recur at a regular cadence with no producer span"))
-    ordered = sorted(merged.values(), key=lambda a: (Fraction(a.rank_sum, max(1, a.rank_count)), a.source,
-                                                     a.target, a.label, a.is_async))
+    ordered = sorted(merged.values(), key=lambda a: (a.order_key(), a.source, a.target, a.label, a.is_async))
     steps: list[Step] = []
     index = 0
-    last_rank: Fraction | None = None
+    last_rank: tuple[int, Fraction] | None = None
     for a in ordered:
-        rank = Fraction(a.rank_sum, max(1, a.rank_count))
+        rank = a.order_key()
         if rank != last_rank:
             index += 1
             last_rank = rank
         steps.append(Step(
             index=str(index), source=a.source, target=a.target, label=a.label, technology=a.technology,
-            is_async=a.is_async, count=a.count, traces=a.traces, optional=a.traces < acc.traces,
+            is_async=a.is_async, count=a.count, traces=a.traces, optional=a.traces < _expected_traces(a, acc),
             latency=Histogram(tuple(sorted(a.histogram.items()))), errors=a.errors, retries=a.retries,
             first_seen_ns=a.first_ns, last_seen_ns=a.last_ns, provenance=a.provenance,
             exemplars=tuple(a.exemplars), rank_sum=a.rank_sum, rank_count=a.rank_count))
@@ -619,7 +698,15 @@ def _finish_scenario(key: str, acc: _ScenarioAcc, rule: ScenarioRule | None, res
         traces=acc.traces, steps=tuple(steps), description=rule.description if rule else "",
         entries=signatures, trigger=trigger, cadence=cadence, declared=rule is not None,
         first_seen_ns=acc.first_ns, last_seen_ns=acc.last_ns,
-        run_starts_ns=tuple(sorted(acc.run_starts))), extra
+        run_starts_ns=tuple(sorted({t for starts in acc.run_starts.values() for t in starts}))), extra, \
+        _scenario_sources(scenario_id, merged.values(), acc, cadences, elements)
+
+
+def _expected_traces(step: _StepAcc, acc: _ScenarioAcc) -> int:
+    """How many traces could have shown a step: those of the entries that make it (a journey's other entries
+    never do), so a step is optional only when its own entry sometimes runs without it."""
+    expected = sum(acc.signature_traces.get(entry, 0) for entry in step.entries)
+    return expected or acc.traces
 
 
 def _title_of(signatures: tuple[str, ...], elements: Mapping[str, ElementSeen]) -> str:
@@ -651,6 +738,7 @@ def _final_elements(elements: Mapping[str, ElementSeen], times: Mapping[str, tup
             container_systems[element.id] = element.system_hint
     out: dict[str, Element] = {}
     container_names = {e.name.lower() for e in elements.values() if not e.virtual}
+    virtual_names = Counter(elements[i].name.lower() for i in used if i in elements and elements[i].virtual)
     for element_id in sorted(used):
         if element_id in persons:
             out[element_id] = persons[element_id]
@@ -671,7 +759,8 @@ def _final_elements(elements: Mapping[str, ElementSeen], times: Mapping[str, tup
         if seen.virtual and seen.kind in ("external", "person"):
             system = None
         name = seen.name
-        if seen.virtual and name.lower() in container_names and seen.technology:
+        clash = name.lower() in container_names or virtual_names[name.lower()] > 1
+        if seen.virtual and clash and seen.technology:
             name = f"{name} ({seen.technology})"
         first, last = times.get(element_id, (0, 0))
         configured = _configured_service(seen, config)
@@ -726,84 +815,90 @@ def _apply_wording(scenarios: list[Scenario], elements: tuple[Element, ...], con
     return out
 
 
-def _sources(scenarios: list[Scenario], elements: tuple[Element, ...], config: Config,
-             accs: Mapping[str, _ScenarioAcc]) -> tuple[Source, ...]:
-    """ETL rows: what scheduled and worker scenarios pull from, with transport, cadence and brittleness."""
-    by_id = {e.id: e for e in elements}
+def _scenario_sources(scenario_id: str, steps: Iterable[_StepAcc], acc: _ScenarioAcc,
+                      cadences: Mapping[str, str], elements: Mapping[str, ElementSeen]) -> list[Source]:
+    """ETL rows of one scenario: what its scheduled, worker or continuation entries read, per entry.
+
+    A row is a (source, entry) pair: the element a sync step reads from (an HTTP GET, an RPC Get/List, a scrape or
+    feed) and the entry (task) whose runs make that step. Transport and brittleness come from the client spans'
+    hints; cadence from the entry's run times; the source of truth from the task's module.
+    """
     rows: dict[tuple[str, str], Source] = {}
-    for scenario in scenarios:
-        if scenario.trigger not in ("scheduled", "unknown", "continuation"):
+    for step in steps:
+        target = elements.get(step.target)
+        if step.is_async or target is None or target.kind in ("database", "queue", "person"):
             continue
-        acc = _acc_for(scenario, accs)
-        tasks = sorted(acc.tasks) if acc else []
-        task = tasks[0] if tasks else ""
-        entry_service = scenario.entries[0].split(" ")[0] if scenario.entries else ""
-        consumer = by_id[entry_service].name if entry_service in by_id else entry_service
-        for step in scenario.steps:
-            target = by_id.get(step.target)
-            if step.is_async or target is None or target.kind in ("database", "queue", "person"):
+        if not _reads(step.label, step.hints):
+            continue  # a send (an e-mail, a webhook, a PUT to a converter) is not an ingestion source
+        for signature in sorted(step.entries):
+            trigger = _majority(acc.signature_triggers.get(signature, Counter()))
+            if trigger not in ("scheduled", "unknown", "continuation"):
                 continue
-            if target.id == entry_service:
+            service, _, operation = signature.partition(" ")
+            if target.id == service:
                 continue
-            hints: set[str] = set()
-            for raw_step in (acc.steps.values() if acc else ()):
-                if raw_step.label == step.label and raw_step.source == step.source:
-                    hints |= raw_step.hints
-            transports = sorted(h.split(":", 1)[1] for h in hints if h.startswith("transport:"))
+            task = operation if "." in operation and "/" not in operation and " " not in operation else ""
+            transports = sorted(h.split(":", 1)[1] for h in step.hints if h.startswith("transport:"))
             transport = _transport_name(transports, step.technology)
-            brittle = sorted(h.split(":", 1)[1] for h in hints if h.startswith("brittle:"))
-            row_key = (target.name, scenario.id)
-            known = rows.get(row_key)
-            why = "; ".join(brittle)
+            brittle = sorted(h.split(":", 1)[1] for h in step.hints if h.startswith("brittle:"))
+            key = (target.id, signature)
+            known = rows.get(key)
             if known is not None:
-                transport = known.transport if known.transport == transport else ", ".join(
-                    sorted(set(known.transport.split(", ")) | {transport}))
-                why = "; ".join(sorted(set(filter(None, known.why.split("; "))) | set(brittle)))
-            rows[row_key] = Source(
-                source=target.name, consumer=consumer, transport=transport,
-                cadence=scenario.cadence or ("on demand" if scenario.trigger != "scheduled" else "scheduled"),
-                data="", source_of_truth=_task_file(task), brittle=bool(why), why=why, inferred=True,
-                scenario=scenario.id)
-    for annotation in config.sources:
-        matched = [key for key, row in rows.items() if _annotation_matches(annotation, row, scenarios, accs)]
-        if not matched and annotation.source:
-            rows[(annotation.source, annotation.scenario)] = Source(
-                source=annotation.source, consumer="", transport=annotation.transport,
-                cadence=annotation.cadence, data=annotation.data, source_of_truth=annotation.source_of_truth,
-                brittle=bool(annotation.brittle), why=annotation.why, inferred=False,
-                scenario=annotation.scenario)
-        for key in matched:
-            row = rows[key]
+                transport = ", ".join(sorted(set(known.transport.split(", ")) | {transport}))
+                brittle = sorted(set(filter(None, known.why.split("; "))) | set(brittle))
             rows[key] = Source(
-                source=annotation.source or row.source, consumer=row.consumer,
-                transport=annotation.transport or row.transport, cadence=annotation.cadence or row.cadence,
-                data=annotation.data or row.data, source_of_truth=annotation.source_of_truth or row.source_of_truth,
+                source=target.id, consumer=service, transport=transport,
+                cadence=cadences.get(signature) or ("on demand" if trigger != "scheduled" else "scheduled"),
+                data="", source_of_truth=_task_file(task), brittle=bool(brittle), why="; ".join(brittle),
+                inferred=True, scenario=scenario_id, task=task)
+    return [rows[key] for key in sorted(rows)]
+
+
+def _named_sources(rows: list[Source], elements: tuple[Element, ...]) -> list[Source]:
+    """Rows carry element ids as source/consumer until the final display names are known."""
+    names = {e.id: e.name for e in elements}
+    return [replace(r, source=names.get(r.source, r.source), consumer=names.get(r.consumer, r.consumer))
+            for r in rows]
+
+
+def _annotate_sources(rows: list[Source], config: Config) -> tuple[Source, ...]:
+    """Config annotations first (they win field by field), then what traces told; annotated rows not inferred."""
+    out = list(rows)
+    for annotation in config.sources:
+        matched = [i for i, row in enumerate(out) if _annotation_matches(annotation, row)]
+        if not matched and annotation.source:
+            out.append(Source(
+                source=annotation.source, consumer="", transport=annotation.transport, cadence=annotation.cadence,
+                data=annotation.data, source_of_truth=annotation.source_of_truth, brittle=bool(annotation.brittle),
+                why=annotation.why, inferred=False, scenario=annotation.scenario, task=annotation.task))
+        for i in matched:
+            row = out[i]
+            out[i] = replace(
+                row, source=annotation.source or row.source, transport=annotation.transport or row.transport,
+                cadence=annotation.cadence or row.cadence, data=annotation.data or row.data,
+                source_of_truth=annotation.source_of_truth or row.source_of_truth,
                 brittle=row.brittle if annotation.brittle is None else annotation.brittle,
-                why=annotation.why or row.why, inferred=False, scenario=row.scenario)
-    ordered = sorted(rows.values(), key=lambda r: (r.inferred, r.scenario, r.source))
-    return tuple(ordered)
+                why=annotation.why or row.why, inferred=False)
+    return tuple(sorted(out, key=lambda r: (r.inferred, r.scenario, r.source, r.task)))
 
 
-def _acc_for(scenario: Scenario, accs: Mapping[str, _ScenarioAcc]) -> _ScenarioAcc | None:
-    for key, acc in accs.items():
-        if key == scenario.id or slugify(key[len("entry:"):]) == scenario.id or (
-                acc.title_hint and slugify(acc.title_hint) == scenario.id):
-            return acc
-    return None
-
-
-def _annotation_matches(annotation: Any, row: Source, scenarios: list[Scenario],
-                        accs: Mapping[str, _ScenarioAcc]) -> bool:
+def _annotation_matches(annotation: Any, row: Source) -> bool:
     if annotation.scenario and annotation.scenario != row.scenario:
         return False
-    if annotation.task:
-        scenario = next((s for s in scenarios if s.id == row.scenario), None)
-        acc = _acc_for(scenario, accs) if scenario else None
-        if acc is None or not any(t == annotation.task or t.endswith("." + annotation.task) for t in acc.tasks):
-            return False
-    if annotation.source and not annotation.task and not annotation.scenario:
+    if annotation.task and not (row.task == annotation.task or row.task.endswith("." + annotation.task)):
+        return False
+    if not annotation.task and not annotation.scenario:
         return annotation.source == row.source
     return True
+
+
+def _reads(label: str, hints: set[str]) -> bool:
+    """Whether a step reads data: an HTTP GET, an RPC Get/List/Query, or a scrape/feed/GraphQL/SOAP exchange."""
+    verb = label.split(" ", 1)[0]
+    if verb in ("GET", "HEAD") or verb.startswith(("Get", "List", "Query", "Scan", "Describe", "Select")):
+        return True
+    return any(h in hints for h in ("transport:HTML scrape", "transport:feed", "transport:GraphQL",
+                                    "transport:SOAP"))
 
 
 def _transport_name(transports: list[str], technology: str) -> str:

@@ -289,7 +289,8 @@ class _Walker:
         if system:
             kind = "database"
             technology = technology_of_db(system)
-            prefix = "db-"
+            # The system is part of the id: MySQL "edxapp" and MongoDB "edxapp" are two stores.
+            prefix = "db-" if slugify(system) == slugify(name) else f"db-{slugify(system)}-"
         else:
             kind = "external"
             technology = ""
@@ -323,6 +324,8 @@ class _Walker:
             flow.end_ns = max(span.end_ns for span in spans)
         for index, root in enumerate(roots):
             self.depth[root.span_id] = 0
+            if self.dropped(root):
+                continue
             if index == 0:
                 self.entry(root)
             elif root.kind == SpanKind.SERVER and root.parent_span_id:
@@ -453,8 +456,9 @@ class _Walker:
             label = operation_of(span) if (http_method(span) or span.attr("rpc.method")) else operation_of(
                 parent) if parent.kind == SpanKind.CLIENT else operation_of(span)
             kind_pair = f"{parent.kind.name}→{span.kind.name}"
-            self.emit(span, parent.span_id, caller, callee, label,
-                      _scheme_technology(span) or _scheme_technology(parent), False,
+            technology = (_scheme_technology(parent) if parent.kind == SpanKind.CLIENT else "") or \
+                _scheme_technology(span)
+            self.emit(span, parent.span_id, caller, callee, label, technology, False,
                       f"call: {kind_pair} across services", duration_span=timed,
                       hints=_transport_hints(parent) if parent.kind == SpanKind.CLIENT else ())
 

@@ -191,6 +191,7 @@ class Source:
     why: str = ""
     inferred: bool = True
     scenario: str = ""
+    task: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,7 +94,7 @@ def model_to_dict(model: FlowModel, state: Mapping[str, Any] | None = None) -> d
         "sources": [{
             "source": r.source, "consumer": r.consumer, "transport": r.transport, "cadence": r.cadence,
             "data": r.data, "source_of_truth": r.source_of_truth, "brittle": r.brittle, "why": r.why,
-            "inferred": r.inferred, "scenario": r.scenario,
+            "inferred": r.inferred, "scenario": r.scenario, "task": r.task,
         } for r in model.sources],
         "diagnostics": {
             "spans": model.diagnostics.spans,
@@ -171,7 +171,7 @@ def model_from_dict(doc: Mapping[str, Any]) -> FlowModel:
             source=r["source"], consumer=r.get("consumer", ""), transport=r.get("transport", ""),
             cadence=r.get("cadence", ""), data=r.get("data", ""), source_of_truth=r.get("source_of_truth", ""),
             brittle=bool(r.get("brittle", False)), why=r.get("why", ""), inferred=bool(r.get("inferred", True)),
-            scenario=r.get("scenario", "")) for r in doc.get("sources", [])),
+            scenario=r.get("scenario", ""), task=r.get("task", "")) for r in doc.get("sources", [])),
         diagnostics=Diagnostics(
             spans=int(diagnostics.get("spans", 0)), traces=int(diagnostics.get("traces", 0)),
             orphan_spans=int(diagnostics.get("orphan_spans", 0)),

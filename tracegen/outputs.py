@@ -86,12 +86,9 @@ def render_artifacts(model: FlowModel, state: Mapping[str, Any] | None, out_dir:
         sources = {Path(rel).stem: source for rel, source in pumls.items()}
         files["index.html"] = render_html(model, names, env=html_env(options.templates),
                                           puml_sources=sources).encode("utf-8")
-        try:
-            from tracegen.render.markdown import render_markdown
-        except ImportError:  # pragma: no cover - the Markdown report ships with the report issue
-            render_markdown = None
-        if render_markdown is not None:
-            files["README.md"] = render_markdown(model, svg_links=bool(svgs)).encode("utf-8")
+        from tracegen.render.markdown import render_markdown
+
+        files["README.md"] = render_markdown(model, svg_links=bool(svgs), env=text).encode("utf-8")
     return files
 
 
