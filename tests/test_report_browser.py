@@ -16,16 +16,11 @@ from typing import Iterator
 import pytest
 
 from tests._report_models import report_model
+from tests.conftest import CHROMIUM
 from tests._svgtools import requires_plantuml, write_sources
 from tracegen.render.html import render_html
 from tracegen.render.puml import diagram_files, render_puml
 from tracegen.render.svg import render_svgs
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 
 pytestmark = [
     pytest.mark.browser,
@@ -48,26 +43,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     index = root / "index.html"
     index.write_text(render_html(model, svgs, puml_sources=sources), encoding="utf-8")
     return index
-
-
-@pytest.fixture()
-def browser_page(tmp_path: Path) -> Iterator[tuple[object, list[str], list[str]]]:
-    """A page in a fresh Chromium profile, with the console errors and request URLs it produces."""
-    with playwright_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 900},
-        )
-        try:
-            page = context.new_page()
-            errors: list[str] = []
-            requests: list[str] = []
-            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            context.on("request", lambda request: requests.append(request.url))
-            yield page, errors, requests
-        finally:
-            context.close()
 
 
 def _view_box(page: object, selector: str) -> list[float]:
