@@ -7,6 +7,8 @@ Expectations come from ``../shared/reference/data-flows-page.txt`` (titles, mode
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -17,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests._svgtools import requires_plantuml
+from tests.conftest import CHROMIUM
 from tracegen.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +116,8 @@ def test_report_and_diagrams_are_written_and_rendered(site: Path) -> None:
 
 @requires_plantuml
 @pytest.mark.browser
+@pytest.mark.skipif(not os.environ.get("CI") and not shutil.which(CHROMIUM),
+                    reason="needs Debian's chromium: apt-get install chromium")
 def test_examples_report_opens_in_a_real_browser(site: Path, browser_page, tmp_path: Path) -> None:
     """site/index.html opens from disk with no console error, no network, and every diagram visible."""
     page, errors, requests = browser_page
