@@ -188,9 +188,13 @@ class SourceAnnotation:
     why: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Config:
-    """The whole configuration; ``Config()`` is the empty default."""
+    """The whole configuration; ``Config()`` is the empty default.
+
+    Compared and hashed by identity (``eq=False``): a run holds one config, and per-service lookups derived from
+    it are memoised on (service, config) in :mod:`tracegen.infer`.
+    """
 
     title: str = ""
     description: str = ""

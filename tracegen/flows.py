@@ -238,7 +238,10 @@ class FlowAccumulator:
 
     def _observe(self, element: ElementSeen, start_ns: int, end_ns: int) -> None:
         known = self.elements.get(element.id)
-        self.elements[element.id] = element if known is None else _merge_element(known, element)
+        if known is None:
+            self.elements[element.id] = element
+        elif known is not element and known != element:
+            self.elements[element.id] = _merge_element(known, element)
         first, last = self.element_times.get(element.id, (0, 0))
         self.element_times[element.id] = (_min_time(first, start_ns), max(last, end_ns))
 

@@ -35,6 +35,7 @@ Noise
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -142,6 +143,7 @@ class TraceFlow:
         return f"{self.entry_service} {self.entry_operation}".strip()
 
 
+@functools.lru_cache(maxsize=4096)
 def service_element_id(service: str, config: Config) -> str:
     """The element id of a service after config merges and renames (a slug of the final service name)."""
     seen: set[str] = set()
@@ -155,6 +157,7 @@ def service_element_id(service: str, config: Config) -> str:
     return slugify(name)
 
 
+@functools.lru_cache(maxsize=4096)
 def _element_name(service: str, config: Config) -> str:
     seen: set[str] = set()
     name = service
@@ -165,6 +168,21 @@ def _element_name(service: str, config: Config) -> str:
             break
         name = target
     return config.service(name).name or name
+
+
+@functools.lru_cache(maxsize=16384)
+def _service_element(service: str, scope: str, language: str, namespace: str, hosts: tuple[str, ...],
+                     config: Config) -> ElementSeen:
+    """The element observation of a service span (memoised: every span of a service gives the same one)."""
+    configured = config.service(service)
+    priority, tech = technology_of_scope(scope, language)
+    if configured.technology:
+        priority, tech = -1, configured.technology
+    return ElementSeen(
+        id=service_element_id(service, config), name=_element_name(service, config),
+        kind=configured.kind or "container", technology=tech, tech_priority=priority,
+        system_hint=configured.system or (slugify(namespace) if namespace else ""),
+        service_names=(service,), hosts=hosts + tuple(configured.hosts))
 
 
 def _scheme_technology(span: Span) -> str:
@@ -247,29 +265,22 @@ class _Walker:
 
     # -- elements ---------------------------------------------------------------------------------------------
     def service(self, span: Span) -> str:
-        element_id = service_element_id(span.service, self.config)
-        configured = self.config.service(span.service)
-        priority, tech = technology_of_scope(span.scope, str(span.resource.get("telemetry.sdk.language", "")))
-        if configured.technology:
-            priority, tech = -1, configured.technology
         hosts: tuple[str, ...] = ()
         if span.kind == SpanKind.SERVER:
             hosts = tuple(sorted({str(v).split(":")[0] for v in (
                 span.attr("http.host"), span.attr("server.address"), span.attr("net.host.name"))
                 if v}))
-        namespace = span.resource.get("service.namespace")
-        element = ElementSeen(
-            id=element_id, name=_element_name(span.service, self.config), kind=configured.kind or "container",
-            technology=tech, tech_priority=priority,
-            system_hint=configured.system or (slugify(str(namespace)) if namespace else ""),
-            service_names=(span.service,), hosts=hosts + tuple(configured.hosts))
+        element = _service_element(span.service, span.scope, str(span.resource.get("telemetry.sdk.language", "")),
+                                   str(span.resource.get("service.namespace") or ""), hosts, self.config)
         self._observe(element)
-        return element_id
+        return element.id
 
     def _observe(self, element: ElementSeen) -> None:
         known = self.flow.elements.get(element.id)
         if known is None:
             self.flow.elements[element.id] = element
+            return
+        if known is element or known == element:
             return
         better_tech = element.tech_priority < known.tech_priority
         self.flow.elements[element.id] = ElementSeen(
@@ -493,7 +504,7 @@ class _Walker:
             technology = _scheme_technology(span)
             provenance = "virtual: client span with no server span"
         self.emit(span, span.parent_span_id, caller, target, label, technology, False, provenance,
-                  hints=_transport_hints(span))
+                  hints=() if system else _transport_hints(span))
 
     def publish(self, span: Span) -> None:
         producer = self.service(span)
@@ -594,6 +605,8 @@ def _transport_hints(span: Span) -> tuple[str, ...]:
     ``transport:`` HTML (an HTML response: a scrape), GraphQL, SOAP, RSS/feed, REST; ``brittle:`` credentials in
     the URL, an HTML scrape, a raw IP address instead of a host name.
     """
+    if not http_method(span):
+        return ()
     hints: list[str] = []
     url = str(span.attr("url.full", "http.url") or "")
     query = urlsplit(url).query if url else str(span.attr("url.query") or "")

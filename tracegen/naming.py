@@ -14,6 +14,7 @@ Rules (DESIGN.md, "Names and ids"):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Sequence
@@ -41,6 +42,7 @@ __all__ = [
 _SLUG_STRIP = re.compile(r"[^a-z0-9]+")
 
 
+@functools.lru_cache(maxsize=65536)
 def slugify(text: str) -> str:
     """A readable id: lowercase ASCII letters, digits and single dashes (``"GET /a/{id}"`` → ``"get-a-id"``)."""
     slug = _SLUG_STRIP.sub("-", text.lower()).strip("-")
@@ -73,6 +75,7 @@ def _strip_group(route: str, start: int) -> int:
     return len(route)
 
 
+@functools.lru_cache(maxsize=16384)
 def template_route(route: str) -> str:
     """A route in ``{name}`` form with a leading slash.
 
@@ -260,7 +263,12 @@ def url_host(url: str) -> str:
         return ""
 
 
+_MAYBE_IP = re.compile(r"^(\d{1,3}(\.\d{1,3}){3}|\[?[0-9a-fA-F]*:[0-9a-fA-F:.]*\]?)$")
+
+
 def _is_ip(value: str) -> bool:
+    if not _MAYBE_IP.match(value):
+        return False  # a host name: skip the (slow) ipaddress parse
     try:
         ipaddress.ip_address(value.strip("[]"))
     except ValueError:
@@ -282,19 +290,26 @@ def virtual_name(span: Span, order: Sequence[str]) -> tuple[str, str, tuple[str,
     Returns ``(name, attribute_that_named_it, every_naming_value_seen)``; the name is ``"unknown"`` when
     nothing names the peer. Database names (``db.namespace``/``db.name``) apply only to database calls.
     """
-    is_db = bool(db_system(span))
+    attrs = span.attributes
+    values = tuple(attrs.get(key) for key in order)
+    port = attrs.get("network.peer.port", attrs.get("net.sock.peer.port"))
+    return _virtual_name(values, port, bool(db_system(span)), tuple(order))
+
+
+@functools.lru_cache(maxsize=16384)
+def _virtual_name(values: tuple, port: object, is_db: bool,
+                  order: tuple[str, ...]) -> tuple[str, str, tuple[str, ...]]:
+    """:func:`virtual_name` on the naming values alone (memoised: a handful of peers are named over and over)."""
     candidates: list[tuple[str, str]] = []
-    for key in order:
+    for key, value in zip(order, values):
         if key in ("db.namespace", "db.name") and not is_db:
             continue
-        value = span.attributes.get(key)
         if value is None or value == "":
             continue
         text = str(value)
         if key in ("url.full", "http.url"):
             text = url_host(text)
         elif key in ("network.peer.address", "net.sock.peer.addr"):
-            port = span.attributes.get("network.peer.port", span.attributes.get("net.sock.peer.port"))
             if port not in (None, ""):
                 text = f"{text}:{port}"
         candidates.append((key, text))
