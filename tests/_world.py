@@ -59,7 +59,7 @@ class World:
 
     def tracer(self, service: str, scope: str = "opentelemetry.instrumentation.django",
                **resource: str) -> trace_api.Tracer:
-        key = f"{service}|{scope}"
+        key = f"{service}|{scope}|{sorted(resource.items())}"
         if key not in self.tracers:
             provider = TracerProvider(resource=Resource.create({"service.name": service, **resource}),
                                       id_generator=self.ids)

@@ -17,7 +17,10 @@ import yaml
 from tracegen.ingest.files import read_spans
 from tracegen.ingest.otlp_json import decode_otlp_json
 from tracegen.model import FlowModel
+from tracegen.render.puml import render_puml
+from tracegen.render.svg import render_svgs
 
+from tests._svgtools import CountingRunner, requires_plantuml
 from tests._world import model_of
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "public"
@@ -70,3 +73,17 @@ def test_expired_edges_trace_yields_its_four_pairs_without_inventing_others() ->
     services = {"mythical-server", "mythical-requester"}
     containers = {e.id for e in model.elements if e.kind == "container"}
     assert containers <= services
+
+
+@requires_plantuml
+def test_every_fixture_models_diagrams_render_in_real_plantuml(tmp_path: Path) -> None:
+    """The diagrams of every OTLP fixture (real-world names and shapes) are accepted by PlantUML, in one JVM."""
+    paths: list[Path] = []
+    for index, entry in enumerate(e for e in EXPECTED if e["file"].startswith(("tempo/", "collector-contrib/"))):
+        for rel, text in render_puml(_model(entry["file"])).items():
+            path = tmp_path / f"f{index}-{Path(rel).name}"
+            path.write_text(text, encoding="utf-8")
+            paths.append(path)
+    runner = CountingRunner()
+    rendered = render_svgs(paths, tmp_path / "svg", runner=runner)
+    assert len(rendered) == len(paths) and len(runner.commands) == 1

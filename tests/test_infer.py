@@ -304,3 +304,41 @@ def test_step_seen_in_some_traces_only_is_optional() -> None:
                    attributes={"db.system": "redis", "net.peer.name": "cache"})
     steps = _only(model_of(w.spans())).steps
     assert [(s.target, s.optional) for s in steps] == [("lms", False), ("db-redis-cache", True)]
+
+
+def test_declared_elements_and_steps_appear_marked_declared() -> None:
+    """Config can add what no instrumentation shows; the model marks it declared."""
+    config = parse_config({
+        "elements": [{"id": "sftp", "name": "Partner SFTP", "kind": "external"}],
+        "scenarios": [{"id": "checkout", "title": "Checkout", "match": [{"service": "shop"}]}],
+        "steps": [{"scenario": "checkout", "from": "shop", "to": "sftp", "label": "nightly export",
+                   "async": True}],
+    })
+    w = World()
+    w.span("shop", "GET /cart", Kind.SERVER, 0, 5, attributes={**DJANGO, "http.route": "cart"})
+    model = model_of(w.spans(), config)
+    last = _only(model).steps[-1]
+    assert (last.source, last.target, last.label, last.is_async, last.declared) == (
+        "shop", "sftp", "nightly export", True, True)
+    assert model.element("sftp").declared and model.element("sftp").name == "Partner SFTP"
+
+
+def test_environment_and_service_exclusions_drop_spans_and_count_them() -> None:
+    """noise.environments keeps one environment; noise.exclude_services hides a service's spans."""
+    config = parse_config({"noise": {"environments": ["production"], "exclude_services": ["sidecar-*"]}})
+    w = World()
+    root = w.span("shop", "GET /cart", Kind.SERVER, 0, 50, attributes={**DJANGO, "http.route": "cart"},
+                  resource={"deployment.environment.name": "production"})
+    client = w.span("shop", "GET", Kind.CLIENT, 5, 40, parent=root, resource={"deployment.environment.name":
+                                                                               "production"},
+                    attributes={"http.method": "GET", "http.url": "http://localhost:9000/x"})
+    w.span("sidecar-proxy", "GET /x", Kind.SERVER, 6, 39, parent=client,
+           resource={"deployment.environment.name": "production"},
+           attributes={"http.method": "GET", "http.route": "/x"})
+    w.span("shop", "GET /cart", Kind.SERVER, 100, 150, attributes={**DJANGO, "http.route": "cart"},
+           resource={"deployment.environment.name": "staging"})
+    model = model_of(w.spans(), config)
+    scenario = _only(model)
+    assert scenario.traces == 1
+    assert "sidecar-proxy" not in {e.id for e in model.elements}
+    assert model.diagnostics.dropped == {"excluded service": 1, "other environment": 1}
