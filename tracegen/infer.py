@@ -144,30 +144,27 @@ class TraceFlow:
 
 
 @functools.lru_cache(maxsize=4096)
+def _final_service(service: str, config: Config) -> str:
+    """The service name after following config merges and renames (a cycle stops where it closes)."""
+    seen: set[str] = set()
+    name = service
+    while name not in seen:
+        seen.add(name)
+        target = config.service(name).merge_into or config.service(name).rename
+        if not target:
+            break
+        name = target
+    return name
+
+
 def service_element_id(service: str, config: Config) -> str:
     """The element id of a service after config merges and renames (a slug of the final service name)."""
-    seen: set[str] = set()
-    name = service
-    while name not in seen:
-        seen.add(name)
-        target = config.service(name).merge_into or config.service(name).rename
-        if not target:
-            break
-        name = target
-    return slugify(name)
+    return slugify(_final_service(service, config))
 
 
-@functools.lru_cache(maxsize=4096)
 def _element_name(service: str, config: Config) -> str:
-    seen: set[str] = set()
-    name = service
-    while name not in seen:
-        seen.add(name)
-        target = config.service(name).merge_into or config.service(name).rename
-        if not target:
-            break
-        name = target
-    return config.service(name).name or name
+    final = _final_service(service, config)
+    return config.service(final).name or final
 
 
 @functools.lru_cache(maxsize=16384)
