@@ -23,6 +23,7 @@ Layout::
     [[steps]]     scenario  from  to  label  technology  async             # declared steps
     [[sources]]   task  scenario  source  transport  cadence  data  source_of_truth  brittle  why
     [naming]      virtual_order = ["peer.service", …]                    # override the virtual-node naming order
+    [serve]       grpc, http, idle, … (the sidecar's settings; see ``tracegen serve --help``)
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ DEFAULT_VIRTUAL_ORDER: tuple[str, ...] = (
 )
 
 _TOP_KEYS = {"title", "description", "systems", "services", "scenarios", "noise", "elements", "steps", "sources",
-             "naming"}
+             "naming", "serve"}
 _SYSTEM_KEYS = {"name", "description"}
 _SERVICE_KEYS = {"name", "system", "technology", "description", "kind", "merge_into", "rename", "hosts"}
 _SCENARIO_KEYS = {"id", "title", "description", "actor", "mode_wording", "match"}
@@ -264,8 +265,15 @@ def load_config(path: Path | None) -> Config:
 
 
 def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config:
-    """Validate a config mapping (as TOML gives it) into a :class:`Config`."""
+    """Validate a config mapping (as TOML gives it) into a :class:`Config`.
+
+    A ``[serve]`` table holds the sidecar's settings; ``tracegen serve`` validates its keys, and it is left out of
+    the config hash so that ``convert`` and ``serve`` on the same file record the same hash.
+    """
     _check_keys(data, _TOP_KEYS, source, "")
+    if not isinstance(data.get("serve", {}), Mapping):
+        raise ConfigError(f"{source}: serve: expected a table")
+    data = {key: value for key, value in data.items() if key != "serve"}
     systems: dict[str, dict[str, str]] = {}
     for system_id, body in _table(data, "systems", source).items():
         _check_keys(body, _SYSTEM_KEYS, source, f"systems.{system_id}")

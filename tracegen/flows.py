@@ -192,6 +192,7 @@ class FlowAccumulator:
         self.element_times: dict[str, tuple[int, int]] = {}
         self.producers: dict[str, tuple[str, int, str]] = {}
         self.pending: dict[str, _Pending] = {}
+        self.waiting: dict[str, set[str]] = {}  # producer span id → trace ids of continuations waiting for it
         self.counters: Counter = Counter()
         self.dropped: Counter = Counter()
         self.consumers_without_producer: set[str] = set()
@@ -280,15 +281,38 @@ class FlowAccumulator:
         """Remember which scenario (and entry, at which rank) a producer span belongs to; wake its waiters."""
         known = self.producers.get(span_id)
         self.producers[span_id] = target if known is None else min(known, target)
-        waiting = [p for p in self.pending.values() if any(link[1] == span_id for link in p.links)]
-        for pending in sorted(waiting, key=lambda p: p.trace_id):
-            del self.pending[pending.trace_id]
-            self._continue(pending)
+        for trace_id in sorted(self.waiting.pop(span_id, ())):
+            pending = self.pending.pop(trace_id, None)
+            if pending is not None:
+                self._unwait(pending)
+                self._continue(pending)
+
+    def forget_producer(self, span_id: str) -> bool:
+        """Drop a producer from the link index (a sidecar's TTL); True when it was indexed."""
+        return self.producers.pop(span_id, None) is not None
+
+    def evict_pending(self, trace_id: str) -> bool:
+        """Drop a continuation still waiting for its producer (a sidecar's cap); True when it was waiting."""
+        pending = self.pending.pop(trace_id, None)
+        if pending is None:
+            return False
+        self._unwait(pending)
+        return True
+
+    def _unwait(self, pending: _Pending) -> None:
+        for _, linked in pending.links:
+            waiters = self.waiting.get(linked)
+            if waiters is not None:
+                waiters.discard(pending.trace_id)
+                if not waiters:
+                    del self.waiting[linked]
 
     def _continue(self, pending: _Pending) -> None:
         targets = sorted({self.producers[span_id] for _, span_id in pending.links if span_id in self.producers})
         if not targets:
             self.pending[pending.trace_id] = pending
+            for _, linked in pending.links:
+                self.waiting.setdefault(linked, set()).add(pending.trace_id)
             return
         done: set[str] = set()
         for scenario_key, rank, signature in targets:
@@ -376,6 +400,8 @@ class FlowAccumulator:
                                raw["signature"], [_step_seen(s) for s in raw["steps"]], raw["start_ns"], raw["task"],
                                tuple((span_id, rank) for span_id, rank in raw.get("producers", [])))
             acc.pending[pending.trace_id] = pending
+            for _, linked in pending.links:
+                acc.waiting.setdefault(linked, set()).add(pending.trace_id)
         acc.counters = Counter(state.get("counters", {}))
         acc.dropped = Counter(state.get("dropped", {}))
         acc.consumers_without_producer = set(state.get("consumers_without_producer", []))
