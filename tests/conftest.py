@@ -1,11 +1,19 @@
-"""Shared fixtures: a real headless Chromium page (Debian's ``/usr/bin/chromium``, never a downloaded browser)."""
+"""Shared test setup: where the public fixtures are, and a real headless Chromium page (Debian's chromium)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+# The public fixtures live in ../shared beside the checkout (CI lays a copy there); TRACEGEN_FIXTURES overrides.
+FIXTURES = Path(os.environ.get("TRACEGEN_FIXTURES",
+                               Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "public"))
+# Off CI a checkout without ../shared skips fixture tests; under CI their absence is a failure, not a skip.
+requires_fixtures = pytest.mark.skipif(not FIXTURES.is_dir() and not os.environ.get("CI"),
+                                       reason=f"public fixtures not found at {FIXTURES}")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -3,8 +3,6 @@ expected span, trace and service counts; every Jaeger and Zipkin file is refused
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 import yaml
@@ -14,8 +12,9 @@ from tracegen.ingest.files import IngestReport, read_spans
 from tracegen.ingest.otlp_json import decode_otlp_json
 from tracegen.inspect import inspect_spans
 
-FIXTURES = Path(os.environ.get("TRACEGEN_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "public"))
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"public fixtures not found at {FIXTURES}")
+from tests.conftest import FIXTURES, requires_fixtures
+
+pytestmark = requires_fixtures
 
 _SG = "tempo/modules/generator/processor/servicegraphs/testdata"
 _CC = "collector-contrib/connector/servicegraphconnector/testdata"

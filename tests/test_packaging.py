@@ -7,16 +7,13 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_batch_conversion_never_imports_grpc(tmp_path: Path) -> None:
     """Running convert end to end leaves grpc out of sys.modules (the sidecar alone needs it)."""
-    fixture = ROOT.parent / "shared" / "fixtures" / "public" / "otel-proto" / "examples" / "trace.json"
-    if not fixture.is_file():
-        pytest.skip("shared fixtures not present")
+    fixture = ROOT / "examples" / "traces" / "idealized" / "learner.jsonl"
     code = (
         "import sys\n"
         "from click.testing import CliRunner\n"
