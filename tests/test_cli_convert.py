@@ -138,3 +138,18 @@ def test_inspect_json_summarises_the_input(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["spans"] == 2 and summary["traces"] == 1
+
+
+def test_outputs_are_readable_like_ordinary_files(tmp_path: Path) -> None:
+    """Written artifacts get the umask's default mode (not a temp file's private 0600)."""
+    import os
+    import stat
+
+    _write_traces(tmp_path / "in")
+    result = CliRunner().invoke(cli, ["convert", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                                      "--renderer", "none"])
+    assert result.exit_code == 0, result.output
+    mask = os.umask(0)
+    os.umask(mask)
+    mode = stat.S_IMODE((tmp_path / "out" / "model.json").stat().st_mode)
+    assert mode == 0o666 & ~mask

@@ -579,6 +579,7 @@ def build_model(acc: FlowAccumulator, *, generator: str = "", generated_at: str 
     final_elements = _final_elements(elements, acc.element_times, used, persons, config, built)
     systems = _final_systems(final_elements, config)
     built = _apply_wording(built, final_elements, config)
+    built = _unique_ids(built)
     order = {rule.id: index for index, rule in enumerate(config.scenarios)}
     built.sort(key=lambda s: (order.get(s.id, len(order)), s.id))
     diagnostics = Diagnostics(
@@ -593,6 +594,17 @@ def build_model(acc: FlowAccumulator, *, generator: str = "", generated_at: str 
         sources=_annotate_sources(_named_sources(source_rows, final_elements), config), diagnostics=diagnostics,
         generator=generator, generated_at=generated_at, config_hash=config.digest,
         title=config.title or (systems[0].name if len(systems) == 1 else "Architecture"))
+
+
+def _unique_ids(scenarios: list[Scenario]) -> list[Scenario]:
+    """Two entries whose slugs collide ("GET /a-b" and "GET /a/b") get -2, -3… in key order (deterministic)."""
+    seen: dict[str, int] = {}
+    out = []
+    for scenario in scenarios:
+        count = seen.get(scenario.id, 0) + 1
+        seen[scenario.id] = count
+        out.append(scenario if count == 1 else replace(scenario, id=f"{scenario.id}-{count}"))
+    return out
 
 
 def _copy_scenario(s: _ScenarioAcc) -> _ScenarioAcc:

@@ -39,16 +39,36 @@ class WriteResult:
     removed: list[str] = field(default_factory=list)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: os.umask is process-wide and not thread-safe to query later (the sidecar writes from a
+# thread). New files get the mode a plain open() would give them, not mkstemp's private 0600.
+_NEW_FILE_MODE = 0o666 & ~_umask()
+
+
 def write_atomic(path: Path, data: bytes) -> bool:
-    """Write ``data`` to ``path`` via a temp file + rename; False (and nothing touched) when already equal."""
+    """Write ``data`` to ``path`` via a temp file + rename; False (and nothing touched) when already equal.
+
+    The file keeps the mode it had, or gets the umask's default when new, so a report served by a web server or
+    committed to a repository stays readable.
+    """
     try:
         if path.read_bytes() == data:
             return False
     except OSError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = _NEW_FILE_MODE
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
