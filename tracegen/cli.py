@@ -160,11 +160,13 @@ def build_from_inputs(inputs: Sequence[str], config, skip_invalid: bool, state: 
 @_inputs
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--config", "config_path", default=None, help="tracegen.toml (default: looked up, see README).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes; traces are split by trace id and the partial models merged exactly.")
 @_skip
 @_with(_render_opts)
 @click.pass_obj
-def convert(state: _State, inputs: tuple[str, ...], out_dir: str, config_path: str | None, skip_invalid: bool,
-            renderer: str, server_url: str | None, templates: str | None) -> None:
+def convert(state: _State, inputs: tuple[str, ...], out_dir: str, config_path: str | None, jobs: int,
+            skip_invalid: bool, renderer: str, server_url: str | None, templates: str | None) -> None:
     """Convert trace files into model.json, C4-PlantUML diagrams and the data-flow report."""
     from tracegen.outputs import OutputOptions, render_artifacts, write_outputs
     from tracegen.pipeline import finish_model, generated_at
@@ -172,7 +174,12 @@ def convert(state: _State, inputs: tuple[str, ...], out_dir: str, config_path: s
     chosen = _renderer(renderer, server_url)
     try:
         config = _load_config(inputs, config_path)
-        acc, report = build_from_inputs(inputs, config, skip_invalid, state)
+        if jobs > 1 and "-" not in inputs:
+            from tracegen.jobs import accumulate_in_parallel
+
+            acc, report = accumulate_in_parallel(inputs, config, jobs=jobs, skip_invalid=skip_invalid)
+        else:
+            acc, report = build_from_inputs(inputs, config, skip_invalid, state)
         model = finish_model(acc, generated_at(os.environ, datetime.now(timezone.utc)))
         files = render_artifacts(model, acc.to_state(), Path(out_dir),
                                  OutputOptions(renderer=chosen, templates=templates))

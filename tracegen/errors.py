@@ -32,6 +32,14 @@ class InputError(TracegenError):
         where = f"{source}:{line}" if line is not None else source
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        """Pickle with the constructor's arguments, so errors cross process boundaries (``convert --jobs``)."""
+        return (_rebuild_input_error, (type(self), self.source, self.detail, self.line))
+
+
+def _rebuild_input_error(cls: type, source: str, detail: str, line: int | None) -> InputError:
+    return cls(source, detail, line=line)
+
 
 class UnsupportedFormatError(InputError):
     """A recognised trace format that tracegen does not read yet (Jaeger, Zipkin)."""
