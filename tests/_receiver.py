@@ -24,7 +24,7 @@ from tracegen.model import FlowModel
 from tracegen.outputs import OutputOptions
 from tracegen.receiver.sidecar import Sidecar, SidecarOptions
 
-from tests._world import BROWSER, Kind, World, model_of
+from tests._world import World, mixed_traces, model_of
 
 __all__ = ["FakeClock", "LiveWorld", "comparable", "make_sidecar", "mixed_traces", "post", "convert_model"]
 
@@ -71,37 +71,6 @@ class LiveWorld(World):
         """Shut every provider down (stops the batch processors' threads)."""
         for provider in self.providers:
             provider.shutdown()
-
-
-def mixed_traces(w: World, runs: int = 2, base_ms: float = 0.0) -> None:
-    """Calls, a database, an external API, a Celery producer with its linked consumer, and a scheduled task."""
-    celery = "opentelemetry.instrumentation.celery"
-    for i in range(runs):
-        base = base_ms + i * 10_000
-        root = w.span("lms", "GET /courses", Kind.SERVER, base, base + 80,
-                      attributes={"http.method": "GET", "http.route": "^courses/(?P<course_id>[^/]+)/$",
-                                  "http.user_agent": BROWSER}, resource={"service.namespace": "openedx"})
-        w.span("lms", "SELECT", Kind.CLIENT, base + 2, base + 9, parent=root,
-               attributes={"db.system": "mysql", "db.name": "edxapp", "db.statement": "SELECT 1"},
-               resource={"service.namespace": "openedx"})
-        client = w.span("lms", "GET", Kind.CLIENT, base + 10, base + 40, parent=root,
-                        attributes={"http.method": "GET", "http.url": f"https://forum/api/v1/threads/{i}"},
-                        resource={"service.namespace": "openedx"})
-        w.span("forum", "GET /api/v1/threads/:id", Kind.SERVER, base + 12, base + 38, parent=client,
-               attributes={"http.method": "GET", "http.route": "/api/v1/threads/:thread_id"},
-               resource={"service.namespace": "forum"})
-        producer = w.span("lms", "apply_async/grades.recalc", Kind.PRODUCER, base + 50, base + 52, parent=root,
-                          scope=celery, attributes={"celery.action": "apply_async", "celery.task_name":
-                                                    "grades.recalc", "messaging.destination": "edx.lms.core"},
-                          resource={"service.namespace": "openedx"})
-        w.span("lms-worker", "run/grades.recalc", Kind.CONSUMER, base + 900, base + 990, links=[producer],
-               scope=celery, attributes={"celery.action": "run", "celery.task_name": "grades.recalc",
-                                         "messaging.destination": "edx.lms.core"},
-               resource={"service.namespace": "openedx"})
-    for run in range(3):
-        at = base_ms + run * 3_600_000
-        w.span("xpro", "run/sync", Kind.CONSUMER, at, at + 100, scope=celery,
-               attributes={"celery.action": "run", "celery.task_name": "courses.tasks.sync"})
 
 
 def make_sidecar(out: Path, clock: FakeClock, config: Config | None = None, **changes: Any) -> Sidecar:

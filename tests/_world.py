@@ -26,7 +26,7 @@ from tracegen.model import FlowModel
 from tracegen.pipeline import accumulate_spans
 from tracegen.spans import Span
 
-__all__ = ["World", "MS", "T0", "BROWSER", "model_of", "Kind"]
+__all__ = ["World", "MS", "T0", "BROWSER", "model_of", "accumulator_of", "mixed_traces", "Kind"]
 
 T0 = 1_793_577_600_000_000_000  # 2026-11-02T00:00:00Z
 MS = 1_000_000
@@ -105,3 +105,35 @@ def accumulator_of(spans: Sequence[Span], config: Config | None = None) -> FlowA
     """The accumulator (mergeable state) for ``spans``."""
     acc, _ = accumulate_spans(spans, config or Config())
     return acc
+
+
+def mixed_traces(w: World, runs: int = 2, base_ms: float = 0.0) -> None:
+    """Calls, a database, an external API, a Celery producer with its linked consumer, and a scheduled task."""
+    celery = "opentelemetry.instrumentation.celery"
+    for i in range(runs):
+        base = base_ms + i * 10_000
+        root = w.span("lms", "GET /courses", Kind.SERVER, base, base + 80,
+                      attributes={"http.method": "GET", "http.route": "^courses/(?P<course_id>[^/]+)/$",
+                                  "http.user_agent": BROWSER}, resource={"service.namespace": "openedx"})
+        w.span("lms", "SELECT", Kind.CLIENT, base + 2, base + 9, parent=root,
+               attributes={"db.system": "mysql", "db.name": "edxapp", "db.statement": "SELECT 1"},
+               resource={"service.namespace": "openedx"})
+        if i % 2 == 0:  # the forum call is optional: odd runs skip it
+            client = w.span("lms", "GET", Kind.CLIENT, base + 10, base + 40, parent=root,
+                            attributes={"http.method": "GET", "http.url": f"https://forum/api/v1/threads/{i}"},
+                            resource={"service.namespace": "openedx"})
+            w.span("forum", "GET /api/v1/threads/:id", Kind.SERVER, base + 12, base + 38, parent=client,
+                   attributes={"http.method": "GET", "http.route": "/api/v1/threads/:thread_id"},
+                   resource={"service.namespace": "forum"})
+        producer = w.span("lms", "apply_async/grades.recalc", Kind.PRODUCER, base + 50, base + 52, parent=root,
+                          scope=celery, attributes={"celery.action": "apply_async", "celery.task_name":
+                                                    "grades.recalc", "messaging.destination": "edx.lms.core"},
+                          resource={"service.namespace": "openedx"})
+        w.span("lms-worker", "run/grades.recalc", Kind.CONSUMER, base + 900, base + 990, links=[producer],
+               scope=celery, attributes={"celery.action": "run", "celery.task_name": "grades.recalc",
+                                         "messaging.destination": "edx.lms.core"},
+               resource={"service.namespace": "openedx"})
+    for run in range(3):
+        at = base_ms + run * 3_600_000
+        w.span("xpro", "run/sync", Kind.CONSUMER, at, at + 100, scope=celery,
+               attributes={"celery.action": "run", "celery.task_name": "courses.tasks.sync"})

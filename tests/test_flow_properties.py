@@ -13,39 +13,13 @@ from tracegen.flows import FlowAccumulator, build_model
 from tracegen.modeljson import dump_model, model_from_dict, model_to_dict, schema
 from tracegen.spans import Span
 
-from tests._world import BROWSER, Kind, World, accumulator_of, model_of
+from tests._world import World, accumulator_of, mixed_traces, model_of
 
 
 def _mixed_world() -> list[Span]:
-    """A handful of traces covering calls, databases, Celery, a cross-trace link and a scheduled consumer."""
+    """Calls, databases, Celery, cross-trace links, an optional step and a scheduled consumer (3 runs)."""
     w = World()
-    celery = "opentelemetry.instrumentation.celery"
-    for i in range(3):
-        base = i * 10_000
-        root = w.span("lms", "GET /courses", Kind.SERVER, base, base + 80,
-                      attributes={"http.method": "GET", "http.route": "^courses/(?P<course_id>[^/]+)/$",
-                                  "http.user_agent": BROWSER}, resource={"service.namespace": "openedx"})
-        w.span("lms", "SELECT", Kind.CLIENT, base + 2, base + 9, parent=root,
-               attributes={"db.system": "mysql", "db.name": "edxapp", "db.statement": "SELECT 1"},
-               resource={"service.namespace": "openedx"})
-        if i != 1:
-            client = w.span("lms", "GET", Kind.CLIENT, base + 10, base + 40, parent=root,
-                            attributes={"http.method": "GET", "http.url": f"https://forum/api/v1/threads/{i}"},
-                            resource={"service.namespace": "openedx"})
-            w.span("forum", "GET /api/v1/threads/:id", Kind.SERVER, base + 12, base + 38, parent=client,
-                   attributes={"http.method": "GET", "http.route": "/api/v1/threads/:thread_id"},
-                   resource={"service.namespace": "forum"})
-        producer = w.span("lms", "apply_async/grades.recalc", Kind.PRODUCER, base + 50, base + 52, parent=root,
-                          scope=celery, attributes={"celery.action": "apply_async", "celery.task_name":
-                                                    "grades.recalc", "messaging.destination": "edx.lms.core"},
-                          resource={"service.namespace": "openedx"})
-        w.span("lms-worker", "run/grades.recalc", Kind.CONSUMER, base + 900, base + 990, links=[producer],
-               scope=celery, attributes={"celery.action": "run", "celery.task_name": "grades.recalc",
-                                         "messaging.destination": "edx.lms.core"},
-               resource={"service.namespace": "openedx"})
-    for run in range(3):
-        w.span("xpro", "run/sync", Kind.CONSUMER, run * 3_600_000, run * 3_600_000 + 100, scope=celery,
-               attributes={"celery.action": "run", "celery.task_name": "courses.tasks.sync"})
+    mixed_traces(w, runs=3)
     return w.spans()
 
 

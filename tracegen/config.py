@@ -50,6 +50,7 @@ __all__ = [
     "DEFAULT_VIRTUAL_ORDER",
     "find_config",
     "load_config",
+    "read_config_table",
     "parse_config",
 ]
 
@@ -248,20 +249,25 @@ def find_config(inputs: Sequence[str], explicit: str | None = None, cwd: Path | 
     return None
 
 
-def load_config(path: Path | None) -> Config:
-    """Read and validate a config file (``None`` gives the empty default)."""
-    if path is None:
-        return Config()
+def read_config_table(path: Path) -> dict[str, Any]:
+    """The raw tracegen table of a config file: the whole ``tracegen.toml``, or ``[tool.tracegen]`` of a
+    ``pyproject.toml``. Unreadable files and invalid TOML are :class:`ConfigError` naming the file."""
     try:
-        raw = path.read_bytes()
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("tracegen", {})
-    return parse_config(data, source=str(path))
+    return dict(data)
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate a config file (``None`` gives the empty default)."""
+    if path is None:
+        return Config()
+    return parse_config(read_config_table(path), source=str(path))
 
 
 def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config:

@@ -23,6 +23,9 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest as PB2ExportTraceServiceRequest,
 )
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse as PB2ExportTraceServiceResponse,
+)
 
 from tracegen.errors import InputError
 from tracegen.ingest.otlp_json import decode_otlp_json
@@ -171,3 +174,17 @@ def _first(doc: dict[str, Any], *keys: str) -> Any:
         if key in doc:
             return doc[key]
     return None
+
+
+def export_response(decoded: Decoded, over_budget: int) -> PB2ExportTraceServiceResponse:
+    """The OTLP answer to an accepted request: full success, or ``partial_success`` with the number of spans
+    refused (undecodable, or beyond one request's in-flight budget) and why, as the specification prescribes."""
+    response = PB2ExportTraceServiceResponse()
+    rejected = decoded.rejected + over_budget
+    if rejected:
+        response.partial_success.rejected_spans = rejected
+        messages = [decoded.message] if decoded.rejected else []
+        if over_budget:
+            messages.append(f"{over_budget} span(s) beyond the in-flight budget of one request")
+        response.partial_success.error_message = "; ".join(messages)
+    return response

@@ -36,7 +36,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from tracegen.errors import InputError
-from tracegen.receiver._wire import DEFAULT_MAX_MESSAGE_BYTES, decode_request, token_ok
+from tracegen.receiver._wire import DEFAULT_MAX_MESSAGE_BYTES, decode_request, export_response, token_ok
 from tracegen.receiver.pending import AddResult
 from tracegen.spans import Span
 
@@ -100,14 +100,7 @@ class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
                                                    "tracegen's pending-trace buffer is full; retry later"))
         if decoded.rejected:
             self._sink.count_refused(decoded.rejected)
-        response = PB2ExportTraceServiceResponse()
-        rejected = decoded.rejected + result.rejected
-        if rejected:
-            response.partial_success.rejected_spans = rejected
-            messages = [decoded.message] if decoded.rejected else []
-            if result.rejected:
-                messages.append(f"{result.rejected} span(s) beyond the in-flight budget of one request")
-            response.partial_success.error_message = "; ".join(messages)
+        response = export_response(decoded, result.rejected)
         return response
 
 

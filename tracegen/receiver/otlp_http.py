@@ -29,10 +29,6 @@ from typing import Callable
 
 from google.protobuf.json_format import MessageToDict
 from google.rpc.status_pb2 import Status as PB2Status
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceResponse as PB2ExportTraceServiceResponse,
-)
-
 import orjson
 
 from tracegen.errors import InputError
@@ -42,6 +38,7 @@ from tracegen.receiver._wire import (
     UnsupportedEncodingError,
     decode_request,
     decompress,
+    export_response,
     token_ok,
 )
 from tracegen.receiver.otlp_grpc import Sink
@@ -133,14 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
                                self._retry_after())
         if decoded.rejected:
             sink.count_refused(decoded.rejected)
-        response = PB2ExportTraceServiceResponse()
-        rejected = decoded.rejected + result.rejected
-        if rejected:
-            response.partial_success.rejected_spans = rejected
-            messages = [decoded.message] if decoded.rejected else []
-            if result.rejected:
-                messages.append(f"{result.rejected} span(s) beyond the in-flight budget of one request")
-            response.partial_success.error_message = "; ".join(messages)
+        response = export_response(decoded, result.rejected)
         if fmt == "json":
             self._send(200, orjson.dumps(MessageToDict(response)), "application/json")
         else:

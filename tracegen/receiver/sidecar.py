@@ -32,14 +32,13 @@ import logging
 import os
 import threading
 import time
-import tomllib
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from tracegen.config import Config, parse_config
+from tracegen.config import Config, parse_config, read_config_table
 from tracegen.errors import ConfigError
 from tracegen.flows import FlowAccumulator
 from tracegen.infer import infer_steps
@@ -345,21 +344,13 @@ def apply_window(model: FlowModel, now_ns: int, window_s: float) -> FlowModel:
 def load_serve_config(path: Path | None) -> tuple[Config, dict[str, Any]]:
     """The tracegen config and the ``[serve]`` settings of a config file (``[tool.tracegen.serve]`` in pyproject).
 
-    The ``serve`` table is taken out before the rest is validated, so the model's config hash is the same as
-    ``convert``'s on the same file without it. Unknown ``serve`` keys are errors, like everywhere in the config.
+    :func:`~tracegen.config.parse_config` leaves ``serve`` out of the config hash, so the model's hash is the same
+    as ``convert``'s on the same file. Unknown ``serve`` keys are errors, like everywhere in the config.
     """
     if path is None:
         return Config(), {}
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    if path.name == "pyproject.toml":
-        data = data.get("tool", {}).get("tracegen", {})
-    data = dict(data)
-    serve = data.pop("serve", {})
+    data = read_config_table(path)
+    serve = data.get("serve", {})
     if not isinstance(serve, dict):
         raise ConfigError(f"{path}: serve: expected a table")
     unknown = sorted(set(serve) - SERVE_KEYS)
