@@ -116,7 +116,7 @@ def test_partition_key_is_stable_and_in_range():
 
 def test_spill_gives_the_same_traces_and_stats_as_memory(tmp_path):
     """Beyond ``max_open_spans`` spans go to partition files; the output and counts equal the in-memory run."""
-    spans = SPANS + SPANS[:9] + [dataclasses.replace(SPANS[3], name="conflict")]
+    spans = SPANS + SPANS[:9] + [SPANS[3]._replace(name="conflict")]
     random.Random(7).shuffle(spans)
     memory_stats, spill_stats = AssemblyStats(), AssemblyStats()
     in_memory = list(assemble_traces(spans, stats=memory_stats))

@@ -87,9 +87,12 @@ class ElementSeen:
     hosts: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StepSeen:
-    """One observation of a step in one trace (before the model merges and numbers steps)."""
+    """One observation of a step in one trace (before the model merges and numbers steps).
+
+    Mutable only while its trace is walked: :meth:`_Walker.assign_ranks` sets ``rank`` once every step is known.
+    """
 
     source: str
     target: str
@@ -180,6 +183,24 @@ def _service_element(service: str, scope: str, language: str, namespace: str, ho
         kind=configured.kind or "container", technology=tech, tech_priority=priority,
         system_hint=configured.system or (slugify(namespace) if namespace else ""),
         service_names=(service,), hosts=hosts + tuple(configured.hosts))
+
+
+@functools.lru_cache(maxsize=16384)
+def _virtual_element(system: str, name: str, key: str, aliases: tuple[str, ...]) -> ElementSeen:
+    """The element a named peer is (memoised: one object per peer, so repeated observations are free)."""
+    if system:
+        kind = "database"
+        technology = technology_of_db(system)
+        # The system is part of the id: MySQL "edxapp" and MongoDB "edxapp" are two stores.
+        prefix = "db-" if slugify(system) == slugify(name) else f"db-{slugify(system)}-"
+    else:
+        kind = "external"
+        technology = ""
+        prefix = "ext-"
+    why = f"no spans of its own: named from {key}" if key else "no spans of its own and no attribute names it"
+    return ElementSeen(id=prefix + slugify(name), name=name, kind=kind, technology=technology,
+                       tech_priority=0 if technology else 5000, aliases=aliases + (name,), virtual=True,
+                       why_virtual=why)
 
 
 def _scheme_technology(span: Span) -> str:
@@ -292,24 +313,9 @@ class _Walker:
 
     def virtual(self, span: Span) -> tuple[str, str]:
         """The virtual element a CLIENT span with no server child talks to; returns (element id, technology)."""
-        system = db_system(span)
-        name, key, aliases = virtual_name(span, self.config.virtual_order)
-        if system:
-            kind = "database"
-            technology = technology_of_db(system)
-            # The system is part of the id: MySQL "edxapp" and MongoDB "edxapp" are two stores.
-            prefix = "db-" if slugify(system) == slugify(name) else f"db-{slugify(system)}-"
-        else:
-            kind = "external"
-            technology = ""
-            prefix = "ext-"
-        why = (f"no spans of its own: named from {key}" if key else
-               "no spans of its own and no attribute names it")
-        element = ElementSeen(id=prefix + slugify(name), name=name, kind=kind, technology=technology,
-                              tech_priority=0 if technology else 5000, aliases=aliases + (name,),
-                              virtual=True, why_virtual=why)
+        element = _virtual_element(db_system(span), *virtual_name(span, self.config.virtual_order))
         self._observe(element)
-        return element.id, technology
+        return element.id, element.technology
 
     # -- steps ------------------------------------------------------------------------------------------------
     def emit(self, span: Span, group: str, source: str, target: str, label: str, technology: str,
@@ -554,12 +560,13 @@ class _Walker:
             else:
                 last_end = max(last_end, end)
             last_group = group
-            steps.append(_with_rank(step, rank))
+            step.rank = rank
+            steps.append(step)
         self.flow.steps = steps
-        producer_ranks = {}
-        for (start, _depth, group, end, step), ranked in zip(self.events, steps):
-            producer_ranks.setdefault(step.start_ns, ranked.rank)
         if self.flow.producers:
+            producer_ranks: dict[int, int] = {}
+            for step in steps:
+                producer_ranks.setdefault(step.start_ns, step.rank)
             by_span = {span_id: self.by_id[span_id].start_ns for span_id, _ in self.flow.producers}
             self.flow.producers = tuple((span_id, producer_ranks.get(by_span[span_id], 0))
                                         for span_id, _ in self.flow.producers)
@@ -584,12 +591,6 @@ def _receives_call(span: Span, parent: Span) -> bool:
 
 _BROKER_COMMANDS = {"LPUSH", "RPUSH", "BRPOP", "BLPOP", "PUBLISH", "SET", "SETEX", "GET", "EXPIRE", "MULTI",
                     "EXEC", "DEL", "SADD", "ZADD", "HSET"}
-
-
-def _with_rank(step: StepSeen, rank: int) -> StepSeen:
-    return StepSeen(source=step.source, target=step.target, label=step.label, technology=step.technology,
-                    is_async=step.is_async, rank=rank, duration_ms=step.duration_ms, error=step.error,
-                    retry=step.retry, provenance=step.provenance, start_ns=step.start_ns, hints=step.hints)
 
 
 _SECRET_PARAMS = re.compile(r"(?:^|&)(api_?key|apikey|access_token|token|password|passwd|secret|key|auth|sig|"

@@ -247,10 +247,12 @@ def is_messaging(span: Span) -> bool:
     """Whether a span publishes or receives a message (by kind, Celery attributes or messaging semconv)."""
     if span.kind in (SpanKind.PRODUCER, SpanKind.CONSUMER):
         return True
-    if span.attr("celery.action"):
-        return True
-    return bool(span.attr("messaging.operation.type", "messaging.operation")) and bool(
-        span.attr("messaging.system"))
+    attrs = span.attributes
+    if "celery.action" in attrs:
+        return bool(attrs["celery.action"])
+    if "messaging.system" not in attrs:
+        return False  # the common case (HTTP, database): one membership test
+    return bool(span.attr("messaging.operation.type", "messaging.operation")) and bool(attrs["messaging.system"])
 
 
 # --- virtual elements -------------------------------------------------------------------------------------------

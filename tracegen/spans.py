@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from types import MappingProxyType
+from typing import Mapping, NamedTuple, Union
 
 __all__ = [
     "AttrValue",
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 AttrValue = Union[str, int, float, bool, tuple]
+_EMPTY: Mapping[str, "AttrValue"] = MappingProxyType({})
 
 
 class SpanKind(enum.IntEnum):
@@ -97,9 +99,11 @@ class Link:
     attributes: Mapping[str, AttrValue] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(NamedTuple):
     """One span, normalised. ``parent_span_id`` is ``""`` for a root.
+
+    A ``NamedTuple``, not a dataclass: every ingested span is one of these, and a tuple is built ~4x faster than
+    a frozen dataclass and is smaller (DESIGN.md budgets ~350 B per open span), while staying immutable.
 
     ``parent_is_remote`` comes from the OTLP span flags (bits 8 and 9): ``True`` when the parent lives in another
     process, ``False`` when known local, ``None`` when the producer did not say.
@@ -114,8 +118,8 @@ class Span:
     start_ns: int
     end_ns: int
     error: bool = False
-    attributes: Mapping[str, AttrValue] = field(default_factory=dict)
-    resource: Mapping[str, AttrValue] = field(default_factory=dict)
+    attributes: Mapping[str, AttrValue] = _EMPTY
+    resource: Mapping[str, AttrValue] = _EMPTY
     scope: str = ""
     links: tuple[Link, ...] = ()
     parent_is_remote: bool | None = None
