@@ -342,3 +342,18 @@ def test_environment_and_service_exclusions_drop_spans_and_count_them() -> None:
     assert scenario.traces == 1
     assert "sidecar-proxy" not in {e.id for e in model.elements}
     assert model.diagnostics.dropped == {"excluded service": 1, "other environment": 1}
+
+
+def test_timer_triggered_function_runs_every_hour_are_scheduled() -> None:
+    """A FaaS root span with faas.trigger=timer, run hourly, is a scheduled scenario with its cadence."""
+    w = World()
+    for run in range(3):
+        root = w.span("report-fn", "report-fn", Kind.SERVER, run * 3_600_000, run * 3_600_000 + 300,
+                      attributes={"faas.trigger": "timer", "faas.cron": "0 * * * *"})
+        w.span("report-fn", "PutObject", Kind.CLIENT, run * 3_600_000 + 10, run * 3_600_000 + 50, parent=root,
+               attributes={"rpc.system": "aws-api", "rpc.service": "S3", "rpc.method": "PutObject",
+                           "server.address": "s3.amazonaws.com"})
+    scenario = _only(model_of(w.spans()))
+    assert (scenario.trigger, scenario.cadence) == ("scheduled", "hourly")
+    assert (scenario.steps[0].source, scenario.steps[0].target, scenario.steps[0].is_async) == (
+        "scheduler", "report-fn", True)

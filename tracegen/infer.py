@@ -368,6 +368,15 @@ class _Walker:
             flow.links = other_trace_links
             flow.trigger = "continuation"
             return
+        if root.attr("faas.trigger") == "timer":
+            # A function run by a timer: scheduled like a root consumer (cadence decides Scheduler vs unknown).
+            flow.trigger = "unknown"
+            flow.unknown_producer = ElementSeen(
+                id="ext-timer", name="timer", kind="external", aliases=("timer",), virtual=True,
+                why_virtual="a timer trigger whose runs do not recur regularly")
+            self.emit(root, "", TRIGGER, element, operation_of(root), "timer", True,
+                      "entry: function triggered by a timer (faas.trigger)", before=True)
+            return
         if root.kind == SpanKind.SERVER or (root.kind == SpanKind.UNSPECIFIED and root.attr("http.route")):
             user_agent = str(root.attr("user_agent.original", "http.user_agent") or "")
             kind, product = classify_user_agent(user_agent)
