@@ -357,3 +357,13 @@ def test_timer_triggered_function_runs_every_hour_are_scheduled() -> None:
     assert (scenario.trigger, scenario.cadence) == ("scheduled", "hourly")
     assert (scenario.steps[0].source, scenario.steps[0].target, scenario.steps[0].is_async) == (
         "scheduler", "report-fn", True)
+
+
+def test_program_caller_names_ignore_versions() -> None:
+    """Callers named by user agent keep one identity across library upgrades (no version in the id)."""
+    w = World()
+    for start, agent in ((0, "social-auth-4.5.4"), (100, "social-auth-4.6.0")):
+        w.span("xpro", "GET api/users/me", Kind.SERVER, start, start + 5,
+               attributes={"http.method": "GET", "http.route": "api/users/me", "http.user_agent": agent})
+    scenario = _only(model_of(w.spans()))
+    assert scenario.steps[0].source == "ext-social-auth" and scenario.steps[0].count == 2

@@ -390,6 +390,9 @@ _BOT = re.compile(r"bot\b|crawler|spider|curl/|wget/|python-|okhttp|Go-http-clie
                   re.IGNORECASE)
 
 
+_TRAILING_VERSION = re.compile(r"[-_ .]?v?\d+(\.\d+)+[a-z0-9.-]*$", re.IGNORECASE)
+
+
 def classify_user_agent(user_agent: str) -> tuple[str, str]:
     """``("person", "")`` for a browser, ``("program", product)`` for a client library, ``("", "")`` if unknown."""
     if not user_agent:
@@ -397,4 +400,6 @@ def classify_user_agent(user_agent: str) -> tuple[str, str]:
     if _BROWSER.search(user_agent) and not _BOT.search(user_agent):
         return "person", ""
     product = user_agent.split()[0].split("/")[0].strip("() ;") or user_agent[:40]
+    # "social-auth-4.5.4" and "social-auth-4.6.0" are one caller: a version must not rename the element.
+    product = _TRAILING_VERSION.sub("", product) or product
     return "program", product
