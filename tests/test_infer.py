@@ -367,3 +367,20 @@ def test_program_caller_names_ignore_versions() -> None:
                attributes={"http.method": "GET", "http.route": "api/users/me", "http.user_agent": agent})
     scenario = _only(model_of(w.spans()))
     assert scenario.steps[0].source == "ext-social-auth" and scenario.steps[0].count == 2
+
+
+def test_consumer_without_context_is_fed_by_the_publishers_of_its_message() -> None:
+    """A root consumer with no link or parent takes its trigger from traced publishers of the same topic."""
+    w = World()
+    root = w.span("checkout", "POST /order", Kind.SERVER, 0, 20, attributes={"http.method": "POST",
+                                                                              "http.route": "order"})
+    w.span("checkout", "orders publish", Kind.PRODUCER, 5, 6, parent=root,
+           attributes={"messaging.system": "kafka", "messaging.destination.name": "orders"})
+    w.span("accounting", "orders process", Kind.CONSUMER, 500, 600,
+           attributes={"messaging.system": "kafka", "messaging.destination.name": "orders"})
+    model = model_of(w.spans())
+    consumer = next(s for s in model.scenarios if s.entries[0].startswith("accounting"))
+    assert consumer.trigger == "message"
+    assert [(s.source, s.target, s.is_async) for s in consumer.steps][:2] == [
+        ("checkout", "queue-orders", True), ("queue-orders", "accounting", True)]
+    assert "ext-kafka-producer" not in {e.id for e in model.elements}

@@ -12,8 +12,9 @@ grouping, gives the same state.
 - scenario membership: an explicit ``tracegen.scenario`` attribute wins, then the first matching config rule
   (a declared journey; its entries number their steps in the rule's order), else the entry signature;
 - a virtual element whose name (or an alias) is a known service's name or host name becomes that service;
-- a root consumer's trigger is a ``Scheduler`` when its runs recur at a regular cadence, else an unknown
-  external producer; a continuation whose producer never arrived becomes a scenario of its own;
+- a root consumer's trigger is a ``Scheduler`` when its runs recur at a regular cadence, else the traced
+  services that publish the same message to the same destination elsewhere, else an unknown external producer;
+  a continuation whose producer never arrived becomes a scenario of its own;
 - step order is the mean of each step's ranks; equal means share an index (parallel steps); a step seen in fewer
   traces than its scenario is optional;
 - mode and its wording (DESIGN.md): sync → "synchronous"; mixed within one system → "synchronous + async";
@@ -563,13 +564,14 @@ def build_model(acc: FlowAccumulator, *, generator: str = "", generated_at: str 
         for element_id, element in scenario.unknown_producers.items():
             elements.setdefault(element_id, element)
     resolve = _service_resolution(elements, config)
+    publishers = _publishers(scenarios.values(), resolve)
     built: list[Scenario] = []
     used: set[str] = set()
     persons: dict[str, Element] = {}
     source_rows: list[Source] = []
     for key, scenario in sorted(scenarios.items()):
         rule = _rule_by_id(config, key)
-        model_scenario, extra, rows = _finish_scenario(key, scenario, rule, resolve, elements, config)
+        model_scenario, extra, rows = _finish_scenario(key, scenario, rule, resolve, elements, config, publishers)
         built.append(model_scenario)
         source_rows.extend(rows)
         for person in extra:
@@ -661,8 +663,8 @@ def service_element(service: str, config: Config) -> str:
 
 
 def _finish_scenario(key: str, acc: _ScenarioAcc, rule: ScenarioRule | None, resolve: Mapping[str, str],
-                     elements: Mapping[str, ElementSeen],
-                     config: Config) -> tuple[Scenario, list[Element], list[Source]]:
+                     elements: Mapping[str, ElementSeen], config: Config,
+                     publishers: Mapping[tuple[str, str], set[str]]) -> tuple[Scenario, list[Element], list[Source]]:
     trigger = _majority(acc.triggers)
     cadences = signature_cadences(acc)
     ordered_signatures = sorted(acc.signatures, key=lambda sig: (acc.signatures[sig], sig))
@@ -689,18 +691,30 @@ def _finish_scenario(key: str, acc: _ScenarioAcc, rule: ScenarioRule | None, res
 
     merged: dict[tuple[str, str, str, bool], _StepAcc] = {}
     for step in acc.steps.values():
-        source, target = remap(step.source, step.entries), remap(step.target)
-        moved = _StepAcc(source, target, step.label, step.is_async)
-        moved.merge(step)
-        if step.source != source or step.target != target:
-            moved.provenance = step.provenance + (
-                "; resolved to a known service by name or host" if resolve.get(step.target) or
-                resolve.get(step.source) else "")
-        k = (source, target, step.label, step.is_async)
-        if k in merged:
-            merged[k].merge(moved)
-        else:
-            merged[k] = moved
+        sources = [remap(step.source, step.entries)]
+        provenance = step.provenance
+        if step.source == TRIGGER and not any(cadences.get(e) for e in step.entries):
+            # No producer span, link or cadence: the same message published by traced services elsewhere.
+            known = sorted(publishers.get((step.target, step.label), ()))
+            if known:
+                sources = known
+                provenance = "entry: consumer matched to the publishers of the same destination and message"
+                if trigger == "unknown":
+                    trigger = "message"
+        target = remap(step.target)
+        for source in sources:
+            moved = _StepAcc(source, target, step.label, step.is_async)
+            moved.merge(step)
+            moved.provenance = provenance
+            if step.source != source or step.target != target:
+                moved.provenance = provenance + (
+                    "; resolved to a known service by name or host" if resolve.get(step.target) or
+                    resolve.get(step.source) else "")
+            k = (source, target, step.label, step.is_async)
+            if k in merged:
+                merged[k].merge(moved)
+            else:
+                merged[k] = moved
     if uses_scheduler:
         extra.append(Element(id="scheduler", name="Scheduler", kind="external", technology="cron",
                              virtual=True, why_virtual="runs recur at a regular cadence with no producer span"))
@@ -741,6 +755,18 @@ def _finish_scenario(key: str, acc: _ScenarioAcc, rule: ScenarioRule | None, res
         first_seen_ns=acc.first_ns, last_seen_ns=acc.last_ns,
         run_starts_ns=tuple(sorted({t for starts in acc.run_starts.values() for t in starts}))), extra, \
         _scenario_sources(scenario_id, merged.values(), acc, cadences, elements)
+
+
+def _publishers(scenarios: Iterable[_ScenarioAcc],
+                resolve: Mapping[str, str]) -> dict[tuple[str, str], set[str]]:
+    """Who publishes what: (queue id, message label) → publishing elements, over every scenario (a union)."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for scenario in scenarios:
+        for step in scenario.steps.values():
+            if step.is_async and step.source != TRIGGER and step.target.startswith("queue-") and \
+                    not step.source.startswith("queue-"):
+                out.setdefault((step.target, step.label), set()).add(resolve.get(step.source, step.source))
+    return out
 
 
 def _expected_traces(step: _StepAcc, acc: _ScenarioAcc) -> int:
