@@ -177,3 +177,33 @@ def test_jobs_report_input_errors_like_a_single_process(tmp_path: Path) -> None:
                                       "none", "--jobs", "2"])
     assert result.exit_code == 1 and str(path) in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _malformed(kind: str, folder: Path) -> tuple[Path, str]:
+    """A malformed input file of ``kind`` and a fragment its error message must contain."""
+    good = _write_traces(folder)
+    if kind == "truncated protobuf":
+        good.write_bytes(good.read_bytes()[:-7])
+        return good, str(good)
+    good.unlink()
+    path = folder / "bad.jsonl"
+    span = '{"traceId": "5a000000000000000000000000000001", "spanId": "0000000000001001", "name": "x", "kind": 2}'
+    lines = {
+        "invalid JSON": '{"resourceSpans": [',
+        "span without ids": '{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "x", "kind": 2}]}]}]}',
+        "wrong types": '{"resourceSpans": [{"scopeSpans": [{"spans": [' + span.replace('"kind": 2', '"kind": []')
+                       + ']}]}]}',
+    }
+    valid = '{"resourceSpans": [{"scopeSpans": [{"spans": [' + span + ']}]}]}'
+    path.write_text(valid + "\n" + lines[kind] + "\n" + valid + "\n")
+    return path, f"{path}:2"
+
+
+@pytest.mark.parametrize("kind", ["truncated protobuf", "invalid JSON", "span without ids", "wrong types"])
+def test_each_malformed_input_names_the_place_exits_1_and_writes_nothing(tmp_path: Path, kind: str) -> None:
+    """Each kind of bad input stops convert with exit 1, names the file (and line), and writes no output."""
+    path, where = _malformed(kind, tmp_path / "in")
+    result = CliRunner().invoke(cli, ["convert", str(path), "--out", str(tmp_path / "out"), "--renderer", "none"])
+    assert result.exit_code == 1, result.output
+    assert where in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
