@@ -384,3 +384,16 @@ def test_consumer_without_context_is_fed_by_the_publishers_of_its_message() -> N
     assert [(s.source, s.target, s.is_async) for s in consumer.steps][:2] == [
         ("checkout", "queue-orders", True), ("queue-orders", "accounting", True)]
     assert "ext-kafka-producer" not in {e.id for e in model.elements}
+
+
+def test_client_without_peer_attributes_is_named_by_its_connection_spans() -> None:
+    """A bare CLIENT span takes its peer's name from its own tcp.connect child (net.peer.name)."""
+    w = World()
+    root = w.span("api", "GET /x", Kind.SERVER, 0, 50, attributes={**DJANGO, "http.route": "x"})
+    client = w.span("api", "log_to_loki", Kind.CLIENT, 5, 40, parent=root)
+    w.span("api", "tcp.connect", Kind.INTERNAL, 6, 8, parent=client,
+           attributes={"net.peer.name": "loki", "net.peer.port": 3100})
+    model = model_of(w.spans())
+    step = _only(model).steps[-1]
+    assert step.target == "ext-loki"
+    assert "tcp.connect" in model.element("ext-loki").why_virtual

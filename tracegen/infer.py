@@ -312,10 +312,32 @@ class _Walker:
             hosts=tuple(sorted(set(known.hosts) | set(element.hosts))))
 
     def virtual(self, span: Span) -> tuple[str, str]:
-        """The virtual element a CLIENT span with no server child talks to; returns (element id, technology)."""
-        element = _virtual_element(db_system(span), *virtual_name(span, self.config.virtual_order))
+        """The virtual element a CLIENT span with no server child talks to; returns (element id, technology).
+
+        A client span that names no peer borrows the name from its own connection-level descendants in the same
+        service (``tcp.connect`` with ``net.peer.name``, a nested HTTP client span): they describe the same peer.
+        """
+        name, key, aliases = virtual_name(span, self.config.virtual_order)
+        if not key:
+            for inner in self._same_service_descendants(span):
+                inner_name, inner_key, inner_aliases = virtual_name(inner, self.config.virtual_order)
+                if inner_key:
+                    name, key, aliases = inner_name, f"{inner_key} of its {inner.name!r} span", inner_aliases
+                    break
+        element = _virtual_element(db_system(span), name, key, aliases)
         self._observe(element)
         return element.id, element.technology
+
+    def _same_service_descendants(self, span: Span) -> list[Span]:
+        """Descendants of ``span`` in its own process, breadth first (bounded by the trace)."""
+        found: list[Span] = []
+        queue = list(self.children.get(span.span_id, ()))
+        while queue:
+            child = queue.pop(0)
+            if child.service == span.service:
+                found.append(child)
+                queue.extend(self.children.get(child.span_id, ()))
+        return found
 
     # -- steps ------------------------------------------------------------------------------------------------
     def emit(self, span: Span, group: str, source: str, target: str, label: str, technology: str,
