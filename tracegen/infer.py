@@ -311,7 +311,7 @@ class _Walker:
             service_names=tuple(sorted(set(known.service_names) | set(element.service_names))),
             hosts=tuple(sorted(set(known.hosts) | set(element.hosts))))
 
-    def virtual(self, span: Span) -> tuple[str, str]:
+    def virtual(self, span: Span, system: str) -> tuple[str, str]:
         """The virtual element a CLIENT span with no server child talks to; returns (element id, technology).
 
         A client span that names no peer borrows the name from its own connection-level descendants in the same
@@ -324,7 +324,7 @@ class _Walker:
                 if inner_key:
                     name, key, aliases = inner_name, f"{inner_key} of its {inner.name!r} span", inner_aliases
                     break
-        element = _virtual_element(db_system(span), name, key, aliases)
+        element = _virtual_element(system, name, key, aliases)
         self._observe(element)
         return element.id, element.technology
 
@@ -511,7 +511,8 @@ class _Walker:
         """A CLIENT (or INTERNAL database) span nobody answered: a step to a virtual element."""
         if span.kind not in (SpanKind.CLIENT, SpanKind.INTERNAL):
             return
-        if span.kind == SpanKind.INTERNAL and not db_system(span):
+        system = db_system(span)
+        if span.kind == SpanKind.INTERNAL and not system:
             return
         if is_messaging(span):
             return
@@ -519,7 +520,7 @@ class _Walker:
             return
         parent = self.by_id.get(span.parent_span_id)
         if parent is not None and parent.kind in (SpanKind.PRODUCER, SpanKind.CONSUMER) and \
-                db_system(span) == "redis" and str(span.attr("db.statement", "db.query.text") or
+                system == "redis" and str(span.attr("db.statement", "db.query.text") or
                                                     span.name).split(" ")[0].upper() in _BROKER_COMMANDS:
             return  # broker commands fold into the queue
         if span.kind == SpanKind.INTERNAL and parent is not None and parent.service == span.service and \
@@ -528,8 +529,7 @@ class _Walker:
         if span.kind == SpanKind.INTERNAL and any(db_system(c) for c in self.children.get(span.span_id, ())):
             return  # a wrapper (helpers.bulk) whose inner database span makes the step
         caller = self.service(span)
-        target, technology = self.virtual(span)
-        system = db_system(span)
+        target, technology = self.virtual(span, system)
         if system:
             label = _db_label(span)
             provenance = "database: client span with db.* attributes"
