@@ -464,18 +464,11 @@ class _Walker:
         noise = self.config.noise
         reason = ""
         if noise.telemetry_traffic and span.kind == SpanKind.CLIENT:
-            url = str(span.attr("url.full", "http.url", "url.path", "http.target") or "")
-            port = span.attr("server.port", "net.peer.port")
-            rpc = str(span.attr("rpc.service") or "")
-            if _TELEMETRY_PATH.search(urlsplit(url).path if "://" in url else url) or \
-                    rpc.startswith("opentelemetry.proto.collector") or \
-                    (port in _TELEMETRY_PORTS and not db_system(span)):
-                reason = "telemetry export"
-            elif span.name.lower().startswith(("dns.", "dns ")) or span.attr("dns.question.name"):
-                reason = "DNS lookup"
-        if not reason and any(fnmatchcase(span.service, p) for p in noise.exclude_services):
+            reason = _telemetry_reason(span)
+        if not reason and noise.exclude_services and any(fnmatchcase(span.service, p)
+                                                         for p in noise.exclude_services):
             reason = "excluded service"
-        if not reason and any(fnmatchcase(span.name, p) for p in noise.exclude_spans):
+        if not reason and noise.exclude_spans and any(fnmatchcase(span.name, p) for p in noise.exclude_spans):
             reason = "excluded span name"
         if reason:
             self.flow.dropped[reason] = self.flow.dropped.get(reason, 0) + 1
@@ -606,6 +599,22 @@ class _Walker:
 def _receives(span: Span) -> bool:
     operation = str(span.attr("messaging.operation.type", "messaging.operation") or "")
     return span.kind == SpanKind.CONSUMER or operation in ("receive", "process", "deliver")
+
+
+def _telemetry_reason(span: Span) -> str:
+    """Why a CLIENT span is the telemetry pipeline's own traffic ("" when it is not)."""
+    attrs = span.attributes
+    if "db.system" in attrs or "db.system.name" in attrs:
+        return ""  # a database call is never an export (and is the most common client span)
+    url = str(span.attr("url.full", "http.url", "url.path", "http.target") or "")
+    port = span.attr("server.port", "net.peer.port")
+    rpc = str(attrs.get("rpc.service") or "")
+    if _TELEMETRY_PATH.search(urlsplit(url).path if "://" in url else url) or \
+            rpc.startswith("opentelemetry.proto.collector") or port in _TELEMETRY_PORTS:
+        return "telemetry export"
+    if span.name[:4].lower() in ("dns.", "dns ") or "dns.question.name" in attrs:
+        return "DNS lookup"
+    return ""
 
 
 def _receives_call(span: Span, parent: Span) -> bool:
