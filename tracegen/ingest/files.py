@@ -44,7 +44,7 @@ import orjson
 import zstandard
 
 from tracegen.errors import InputError, UnsupportedFormatError
-from tracegen.ingest.otlp_json import decode_otlp_json
+from tracegen.ingest.otlp_json import decode_otlp_json, json_error
 from tracegen.ingest.otlp_proto import decode_otlp_proto
 from tracegen.spans import Span
 
@@ -363,7 +363,7 @@ class _FileReader:
                 yield from self._json_lines(lines, compression)
                 return
             self.report.format_per_file[self.source] = "json" + compression
-            raise InputError(self.source, f"invalid JSON: {exc}") from None
+            raise json_error(self.source, exc) from None
         self.report.format_per_file[self.source] = "otlp-json" + compression
         yield from self._emit(self._record(decode_otlp_json, document, self.source))
 
@@ -397,7 +397,7 @@ class _FileReader:
             if last and not line.endswith(b"\n"):
                 self._warn(f"line {line_no}: truncated last record skipped (file still being written?)")
                 return
-            error = InputError(self.source, f"invalid JSON: {exc}", line=where)
+            error = json_error(self.source, exc, where)
             if not self.skip_invalid:
                 raise error from None
             self._skip(error)

@@ -31,7 +31,8 @@ import orjson
 from tracegen.errors import InputError, UnsupportedFormatError
 from tracegen.spans import KEPT_RESOURCE_KEYS, AttrValue, Link, Span, SpanKind, keep_attribute
 
-__all__ = ["decode_otlp_json", "foreign_json_format", "normalise_id"]
+__all__ = [
+    "decode_otlp_json", "foreign_json_format", "json_error", "normalise_id"]
 
 _KIND_NAMES: dict[str, SpanKind] = {f"SPAN_KIND_{k.name}": k for k in SpanKind}
 _KIND_BY_INT: dict[int, SpanKind] = {int(k): k for k in SpanKind}
@@ -48,6 +49,16 @@ _ZIPKIN_HINT = (
 )
 
 
+def json_error(source: str, exc: orjson.JSONDecodeError, line: int | None = None) -> InputError:
+    """The error for text that is not JSON, naming the file (and the line of a JSON-lines record).
+
+    In a JSON-lines record the parser's own "line 2 column 1" only means "past the end of this line": the file
+    line is already in the message, so the position is given as a character within the record.
+    """
+    detail = f"{exc.msg} at character {exc.pos} of the line" if line is not None else str(exc)
+    return InputError(source, f"invalid JSON: {detail}", line=line)
+
+
 def decode_otlp_json(obj_or_bytes: Any, source: str, line: int | None = None) -> list[Span]:
     """Decode one OTLP/JSON request (bytes/str to parse, or an already parsed dict) into spans.
 
@@ -57,7 +68,7 @@ def decode_otlp_json(obj_or_bytes: Any, source: str, line: int | None = None) ->
         try:
             obj = orjson.loads(obj_or_bytes)
         except orjson.JSONDecodeError as exc:
-            raise InputError(source, f"invalid JSON: {exc}", line=line) from None
+            raise json_error(source, exc, line) from None
     else:
         obj = obj_or_bytes
     if not isinstance(obj, dict):
