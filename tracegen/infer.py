@@ -203,6 +203,36 @@ def _virtual_element(system: str, name: str, key: str, aliases: tuple[str, ...])
                        why_virtual=why)
 
 
+@dataclass(frozen=True, slots=True)
+class _LeafStep:
+    """What an unanswered client span's step is, apart from where and when: peer, label, technology, hints."""
+
+    element: ElementSeen
+    label: str
+    technology: str
+    provenance: str
+    hints: tuple[str, ...]
+
+
+def _leaf_label(span: Span, system: str) -> tuple[str, str, str, tuple[str, ...]]:
+    """(label, technology, provenance, hints) of an unanswered client span."""
+    if system:
+        return (_db_label(span), technology_of_db(system), "database: client span with db.* attributes", ())
+    return (_client_label(span), _scheme_technology(span), "virtual: client span with no server span",
+            _transport_hints(span))
+
+
+@functools.lru_cache(maxsize=65536)
+def _leaf_step(kind: SpanKind, name: str, system: str, items: tuple, config: Config) -> _LeafStep | None:
+    """The leaf step of a span with these values (memoised: the same database call repeats thousands of
+    times). None when the span names no peer, since then its children decide (not a function of its values)."""
+    span = Span("", "", "", name, kind, "", 0, 0, attributes=dict(items))
+    peer, key, aliases = virtual_name(span, config.virtual_order)
+    if not key:
+        return None
+    return _LeafStep(_virtual_element(system, peer, key, aliases), *_leaf_label(span, system))
+
+
 def _scheme_technology(span: Span) -> str:
     if span.attr("rpc.system") == "grpc" or span.attr("rpc.grpc.status_code") is not None:
         return "gRPC"
@@ -522,16 +552,15 @@ class _Walker:
         if span.kind == SpanKind.INTERNAL and any(db_system(c) for c in self.children.get(span.span_id, ())):
             return  # a wrapper (helpers.bulk) whose inner database span makes the step
         caller = self.service(span)
-        target, technology = self.virtual(span, system)
-        if system:
-            label = _db_label(span)
-            provenance = "database: client span with db.* attributes"
+        leaf = _leaf_step(span.kind, span.name, system, tuple(span.attributes.items()), self.config)
+        if leaf is None:  # the span names no peer: its connection spans may (see :meth:`virtual`)
+            target, _ = self.virtual(span, system)
+            label, technology, provenance, hints = _leaf_label(span, system)
         else:
-            label = _client_label(span)
-            technology = _scheme_technology(span)
-            provenance = "virtual: client span with no server span"
-        self.emit(span, span.parent_span_id, caller, target, label, technology, False, provenance,
-                  hints=() if system else _transport_hints(span))
+            self._observe(leaf.element)
+            target, label, technology, provenance, hints = (leaf.element.id, leaf.label, leaf.technology,
+                                                            leaf.provenance, leaf.hints)
+        self.emit(span, span.parent_span_id, caller, target, label, technology, False, provenance, hints=hints)
 
     def publish(self, span: Span) -> None:
         producer = self.service(span)
