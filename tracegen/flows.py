@@ -30,8 +30,8 @@ from datetime import datetime, timezone
 from fractions import Fraction
 from typing import Any, Iterable, Mapping
 
-from tracegen.config import Config, ScenarioRule
-from tracegen.infer import TRIGGER, ElementSeen, StepSeen, TraceFlow
+from tracegen.config import Config, ScenarioRule, ServiceConfig
+from tracegen.infer import TRIGGER, ElementSeen, StepSeen, TraceFlow, service_element_id
 from tracegen.model import (
     Diagnostics,
     Element,
@@ -234,7 +234,7 @@ class FlowAccumulator:
             scenario.unknown_producers.setdefault(flow.unknown_producer.id, flow.unknown_producer)
         scenario.first_ns = _min_time(scenario.first_ns, flow.start_ns)
         scenario.last_ns = max(scenario.last_ns, flow.end_ns)
-        self._add_steps(scenario, flow.steps, flow.trace_id, position * _RANK_STRIDE, flow.signature)
+        _add_steps(scenario, flow.steps, flow.trace_id, position * _RANK_STRIDE, flow.signature)
         for span_id, rank in flow.producers:
             self._index_producer(span_id, (key, position * _RANK_STRIDE + rank, flow.signature))
 
@@ -246,37 +246,6 @@ class FlowAccumulator:
             self.elements[element.id] = _merge_element(known, element)
         first, last = self.element_times.get(element.id, (0, 0))
         self.element_times[element.id] = (_min_time(first, start_ns), max(last, end_ns))
-
-    def _add_steps(self, scenario: _ScenarioAcc, steps: Iterable[StepSeen], trace_id: str, offset: int,
-                   signature: str) -> None:
-        per_trace: dict[tuple[str, str, str, bool], _StepAcc] = {}
-        for step in steps:
-            key = (step.source, step.target, step.label, step.is_async)
-            acc = per_trace.get(key)
-            if acc is None:
-                acc = per_trace[key] = _StepAcc(step.source, step.target, step.label, step.is_async,
-                                                technology=step.technology, traces=1, provenance=step.provenance,
-                                                exemplars=[trace_id], rank_sum=offset + step.rank, rank_count=1,
-                                                first_ns=step.start_ns, last_ns=step.start_ns,
-                                                entries={signature},
-                                                phase_ranks={(offset + step.rank) // _RANK_STRIDE:
-                                                             [offset + step.rank, 1]})
-            acc.technology = _min_nonempty(acc.technology, step.technology)
-            if step.retry:
-                acc.retries += 1
-            else:
-                acc.count += 1
-            acc.errors += int(step.error)
-            bucket = Histogram.of(step.duration_ms).buckets[0][0]
-            acc.histogram[bucket] = acc.histogram.get(bucket, 0) + 1
-            acc.first_ns = _min_time(acc.first_ns, step.start_ns)
-            acc.last_ns = max(acc.last_ns, step.start_ns)
-            acc.hints.update(step.hints)
-        for key, acc in per_trace.items():
-            if key in scenario.steps:
-                scenario.steps[key].merge(acc)
-            else:
-                scenario.steps[key] = acc
 
     def _index_producer(self, span_id: str, target: tuple[str, int, str]) -> None:
         """Remember which scenario (and entry, at which rank) a producer span belongs to; wake its waiters."""
@@ -321,7 +290,7 @@ class FlowAccumulator:
                 continue
             done.add(scenario_key)
             scenario = self.scenarios.setdefault(scenario_key, _ScenarioAcc(scenario_key))
-            self._add_steps(scenario, pending.steps, pending.trace_id, rank, signature)
+            _add_steps(scenario, pending.steps, pending.trace_id, rank, signature)
             if pending.task:
                 scenario.tasks.add(pending.task)
         self.counters["continuations"] += 1
@@ -407,6 +376,39 @@ class FlowAccumulator:
         acc.dropped = Counter(state.get("dropped", {}))
         acc.consumers_without_producer = set(state.get("consumers_without_producer", []))
         return acc
+
+
+def _add_steps(scenario: _ScenarioAcc, steps: Iterable[StepSeen], trace_id: str, offset: int,
+               signature: str) -> None:
+    """Fold one trace's steps into a scenario: identical steps collapse first, so ``traces`` counts once."""
+    per_trace: dict[tuple[str, str, str, bool], _StepAcc] = {}
+    for step in steps:
+        key = (step.source, step.target, step.label, step.is_async)
+        acc = per_trace.get(key)
+        if acc is None:
+            acc = per_trace[key] = _StepAcc(step.source, step.target, step.label, step.is_async,
+                                            technology=step.technology, traces=1, provenance=step.provenance,
+                                            exemplars=[trace_id], rank_sum=offset + step.rank, rank_count=1,
+                                            first_ns=step.start_ns, last_ns=step.start_ns,
+                                            entries={signature},
+                                            phase_ranks={(offset + step.rank) // _RANK_STRIDE:
+                                                         [offset + step.rank, 1]})
+        acc.technology = _min_nonempty(acc.technology, step.technology)
+        if step.retry:
+            acc.retries += 1
+        else:
+            acc.count += 1
+        acc.errors += int(step.error)
+        bucket = Histogram.of(step.duration_ms).buckets[0][0]
+        acc.histogram[bucket] = acc.histogram.get(bucket, 0) + 1
+        acc.first_ns = _min_time(acc.first_ns, step.start_ns)
+        acc.last_ns = max(acc.last_ns, step.start_ns)
+        acc.hints.update(step.hints)
+    for key, acc in per_trace.items():
+        if key in scenario.steps:
+            scenario.steps[key].merge(acc)
+        else:
+            scenario.steps[key] = acc
 
 
 def _step_seen(raw: Mapping[str, Any]) -> StepSeen:
@@ -558,7 +560,7 @@ def build_model(acc: FlowAccumulator, *, generator: str = "", generated_at: str 
         scenario.signature_traces[pending.signature] += 1
         if pending.task:
             scenario.tasks.add(pending.task)
-        _add_pending_steps(scenario, pending)
+        _add_steps(scenario, pending.steps, pending.trace_id, 0, pending.signature)
     elements = dict(acc.elements)
     for scenario in scenarios.values():
         for element_id, element in scenario.unknown_producers.items():
@@ -615,11 +617,6 @@ def _copy_scenario(s: _ScenarioAcc) -> _ScenarioAcc:
     return fresh
 
 
-def _add_pending_steps(scenario: _ScenarioAcc, pending: _Pending) -> None:
-    helper = FlowAccumulator()
-    helper._add_steps(scenario, pending.steps, pending.trace_id, 0, pending.signature)
-
-
 def _service_resolution(elements: Mapping[str, ElementSeen], config: Config) -> dict[str, str]:
     """Virtual element id → service element id, when the virtual name is a known service's name or host."""
     names: dict[str, str] = {}
@@ -630,7 +627,7 @@ def _service_resolution(elements: Mapping[str, ElementSeen], config: Config) -> 
             names.setdefault(value.lower(), element.id)
     for service, body in config.services.items():
         for host in body.hosts:
-            target = service_element(service, config)
+            target = service_element_id(service, config)
             names.setdefault(host.lower(), target)
     stores: dict[str, str] = {}
     for element in sorted(elements.values(), key=lambda e: e.id):
@@ -653,13 +650,6 @@ def _service_resolution(elements: Mapping[str, ElementSeen], config: Config) -> 
                     mapping[element.id] = stores[value.lower()]
                     break
     return mapping
-
-
-def service_element(service: str, config: Config) -> str:
-    """Element id of a configured service name (merges followed)."""
-    from tracegen.infer import service_element_id
-
-    return service_element_id(service, config)
 
 
 def _finish_scenario(key: str, acc: _ScenarioAcc, rule: ScenarioRule | None, resolve: Mapping[str, str],
@@ -844,7 +834,7 @@ def _final_elements(elements: Mapping[str, ElementSeen], times: Mapping[str, tup
     return tuple(out[key] for key in sorted(out))
 
 
-def _configured_service(seen: ElementSeen, config: Config):  # -> ServiceConfig | None
+def _configured_service(seen: ElementSeen, config: Config) -> ServiceConfig | None:
     for name in seen.service_names:
         body = config.services.get(name)
         if body is not None and body.description:
